@@ -1,0 +1,54 @@
+# vaegan: the two set-up commands are `make demo` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch that lies on this machine's disk; a bare `torch` pulls a multi-GB CUDA build.
+TORCH_CPU ?= torch==2.13.0
+DEMO_RUN ?= runs/demo
+DEMO_EPOCHS ?= 3
+MODELS_DIR ?= models
+
+.PHONY: demo test lint format typecheck pytest bench bench-quick clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q $(TORCH_CPU)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q $(TORCH_CPU)
+	$(PY) -m pip install -q -e '.[train,serve]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(VENV)/bin/vaegan-train --preset mnist32 --dataset embedded-mnist --epochs $(DEMO_EPOCHS) \
+		--out $(DEMO_RUN) --export-to $(MODELS_DIR) --name mnist
+	VAEGAN_MODELS_DIR=$(MODELS_DIR) VAEGAN_MODEL_NAME=mnist $(VENV)/bin/vaegan-serve --host 127.0.0.1 --port 8000
+
+test: $(VENV)/.dev-installed lint typecheck pytest
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy model_core service
+
+pytest: $(VENV)/.dev-installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.dev-installed
+	for m in runtime serve train quality; do $(PY) -m bench.$$m || exit 1; done
+
+bench-quick: $(VENV)/.dev-installed
+	for m in runtime serve train quality; do $(PY) -m bench.$$m --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache build *.egg-info

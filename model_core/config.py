@@ -1,0 +1,107 @@
+"""Model configuration: one frozen dataclass and the named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of the three networks (Larsen et al. 2016, Table 1)."""
+
+    image_size: int = 64  # square inputs; must be divisible by 8 (three stride-2 stages)
+    channels: int = 3  # 3 for RGB faces, 1 for digits
+    latent_dim: int = 128  # z ~ q(z|x) and the prior N(0, I) live here
+    kernel_size: int = 5  # every convolution of Table 1 is 5x5
+    enc_channels: tuple[int, ...] = (64, 128, 256)  # Enc: conv stride 2 (BN, ReLU) each
+    enc_fc: int = 2048  # Enc: fc (BN, ReLU) before mu and log sigma^2
+    dec_fc_channels: int = 256  # Dec: fc to (dec_fc_channels, size/8, size/8), BN, ReLU
+    dec_channels: tuple[int, ...] = (256, 128, 32)  # Dec: transposed conv stride 2 (BN, ReLU) each
+    dis_stem: int = 32  # Dis: first conv, stride 1, ReLU, no BN
+    dis_channels: tuple[int, ...] = (128, 256, 256)  # Dis: conv stride 2 (BN, ReLU) each
+    dis_fc: int = 512  # Dis: fc (BN, ReLU) before the single logit
+    similarity_layer: int = 4  # Dis_l: output of this conv (1-based, stem counted), before its BN
+    bn_momentum: float = 0.1  # PyTorch convention (the authors' 0.9 running-average decay)
+
+    def __post_init__(self) -> None:
+        if self.image_size % 8 != 0 or self.image_size < 8:
+            raise ValueError(f"image_size must be a positive multiple of 8, got {self.image_size}")
+        if len(self.enc_channels) != 3 or len(self.dec_channels) != 3 or len(self.dis_channels) != 3:
+            raise ValueError("enc_channels, dec_channels and dis_channels need three stages each (size/8)")
+        if not 1 <= self.similarity_layer <= 1 + len(self.dis_channels):
+            raise ValueError(f"similarity_layer must be in 1..{1 + len(self.dis_channels)}")
+
+    @property
+    def base_size(self) -> int:
+        """Spatial size after three stride-2 stages (8 for 64x64 inputs)."""
+        return self.image_size // 8
+
+    @property
+    def similarity_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of Dis_l(x); the service sees it flattened."""
+        if self.similarity_layer == 1:
+            return (self.dis_stem, self.image_size, self.image_size)
+        stage = self.similarity_layer - 1  # stride-2 convs applied so far
+        return (self.dis_channels[stage - 1], self.image_size >> stage, self.image_size >> stage)
+
+    @property
+    def similarity_features(self) -> int:
+        c, h, w = self.similarity_shape
+        return c * h * w
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # Table 1 of the paper, 64x64 RGB (CelebA).
+    "paper64": ModelConfig(),
+    # Our CPU-sized scaling of the same architecture: MNIST digits padded 28 -> 32, one channel,
+    # every width halved (the stem and last decoder conv too), latent 32.
+    "mnist32": ModelConfig(
+        image_size=32,
+        channels=1,
+        latent_dim=32,
+        enc_channels=(32, 64, 128),
+        enc_fc=512,
+        dec_fc_channels=128,
+        dec_channels=(128, 64, 16),
+        dis_stem=16,
+        dis_channels=(64, 128, 128),
+        dis_fc=256,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """How Algorithm 1 combines the loss terms (Larsen et al. 2016, Sec. 2.2 and Algorithm 1)."""
+
+    mode: str = "vaegan"  # "vaegan": Dis_l likelihood + GAN; "vae": pixel likelihood, no Dis
+    gamma: float = 1e-6  # weight of L_llike against L_GAN in the decoder's objective (authors: 1e-6)
+    gan_inputs: str = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p) (authors' code)
+    generator_loss: str = "minimax"  # "minimax": Algorithm 1 as written; "nonsaturating": -log Dis(fake)
+    equilibrium: bool = False  # skip Dec or Dis updates when Dis is too weak or too strong (authors' code)
+    equilibrium_point: float = 0.68  # the discriminator BCE the balance rule aims at (authors' code)
+    equilibrium_margin: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("vaegan", "vae"):
+            raise ValueError(f"mode must be 'vaegan' or 'vae', got {self.mode!r}")
+        if self.gan_inputs not in ("three", "two"):
+            raise ValueError(f"gan_inputs must be 'three' or 'two', got {self.gan_inputs!r}")
+        if self.generator_loss not in ("minimax", "nonsaturating"):
+            raise ValueError(
+                f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}"
+            )
+        if not self.gamma >= 0:
+            raise ValueError(f"gamma must be >= 0, got {self.gamma}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,124 @@
+"""The three networks of Larsen et al. (2016), Table 1: Enc, Dec and Dis.
+
+Convolutions followed by batch norm carry no bias (the norm's shift replaces it). Inputs and
+outputs are images in [-1, 1], shaped (B, C, H, W).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model_core.config import ModelConfig
+
+
+def _conv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
+    """5x5 conv, stride 2 (halves H and W), batch norm, ReLU."""
+    k = cfg.kernel_size
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=2, padding=k // 2, bias=False),
+        nn.BatchNorm2d(cout, momentum=cfg.bn_momentum),
+        nn.ReLU(),
+    )
+
+
+def _deconv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
+    """5x5 transposed conv, stride 2 (doubles H and W exactly), batch norm, ReLU."""
+    k = cfg.kernel_size
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2, output_padding=1, bias=False),
+        nn.BatchNorm2d(cout, momentum=cfg.bn_momentum),
+        nn.ReLU(),
+    )
+
+
+class Encoder(nn.Module):
+    """Enc: x -> (mu, log sigma^2) of the diagonal Gaussian q(z|x)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        widths = (cfg.channels, *cfg.enc_channels)
+        self.convs = nn.Sequential(
+            *(_conv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False))
+        )
+        flat = cfg.enc_channels[-1] * cfg.base_size**2
+        self.fc = nn.Sequential(
+            nn.Linear(flat, cfg.enc_fc, bias=False),
+            nn.BatchNorm1d(cfg.enc_fc, momentum=cfg.bn_momentum),
+            nn.ReLU(),
+        )
+        self.mu = nn.Linear(cfg.enc_fc, cfg.latent_dim)
+        self.logvar = nn.Linear(cfg.enc_fc, cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.convs(x)  # (B, C_enc, H/8, W/8)
+        h = self.fc(h.flatten(1))  # (B, enc_fc)
+        return self.mu(h), self.logvar(h)  # (B, Z) each
+
+
+class Decoder(nn.Module):
+    """Dec: z -> x_tilde, the mean of p(x|z), in [-1, 1]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        flat = cfg.dec_fc_channels * cfg.base_size**2
+        self.fc = nn.Sequential(
+            nn.Linear(cfg.latent_dim, flat, bias=False),
+            nn.BatchNorm1d(flat, momentum=cfg.bn_momentum),
+            nn.ReLU(),
+        )
+        widths = (cfg.dec_fc_channels, *cfg.dec_channels)
+        self.deconvs = nn.Sequential(
+            *(_deconv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False))
+        )
+        k = cfg.kernel_size
+        self.out = nn.Conv2d(cfg.dec_channels[-1], cfg.channels, k, padding=k // 2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.cfg.base_size
+        h = self.fc(z).view(-1, self.cfg.dec_fc_channels, s, s)  # (B, C_dec, H/8, W/8)
+        h = self.deconvs(h)  # (B, dec_channels[-1], H, W)
+        return torch.tanh(self.out(h))  # (B, C, H, W)
+
+
+class Discriminator(nn.Module):
+    """Dis: x -> (logit of p(real), Dis_l(x)).
+
+    Dis_l is the output of the ``similarity_layer``-th convolution taken before its batch norm,
+    where the authors' code takes it (the 4th conv, 256x8x8 for 64x64 inputs).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.kernel_size
+        self.stem = nn.Sequential(nn.Conv2d(cfg.channels, cfg.dis_stem, k, padding=k // 2), nn.ReLU())
+        widths = (cfg.dis_stem, *cfg.dis_channels)
+        self.blocks = nn.ModuleList(
+            _conv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False)
+        )
+        flat = cfg.dis_channels[-1] * cfg.base_size**2
+        self.fc = nn.Sequential(
+            nn.Linear(flat, cfg.dis_fc, bias=False),
+            nn.BatchNorm1d(cfg.dis_fc, momentum=cfg.bn_momentum),
+            nn.ReLU(),
+        )
+        self.logit = nn.Linear(cfg.dis_fc, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return logits (B,) and Dis_l(x) flattened to (B, F)."""
+        h = self.stem(x)  # (B, dis_stem, H, W)
+        features = h
+        for i, block in enumerate(self.blocks, start=2):
+            conv, norm, act = block
+            h = conv(h)  # (B, C_i, H / 2^(i-1), W / 2^(i-1))
+            if i == self.cfg.similarity_layer:
+                features = h  # Dis_l: before this layer's batch norm
+            h = act(norm(h))
+        logits = self.logit(self.fc(h.flatten(1))).squeeze(1)  # (B,)
+        return logits, features.flatten(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Dis_l(x) alone, (B, F): the learned similarity space."""
+        return self.forward(x)[1]

@@ -1,0 +1,225 @@
+"""The VAE-GAN module and one step of Algorithm 1 (Larsen et al. 2016).
+
+Algorithm 1 updates each network by its own objective, from one forward pass:
+
+    theta_Enc <- -grad(L_prior + L_llike^{Dis_l})
+    theta_Dec <- -grad(gamma * L_llike^{Dis_l} - L_GAN)
+    theta_Dis <- -grad(L_GAN)          (here: Dis minimises the BCE -L_GAN, see losses.py)
+
+All three gradients are computed before any optimizer steps, each by a backward pass restricted to
+its own network's parameters (``inputs=``), so no network sees another's objective and no
+parameter changes while a later backward still needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from model_core import losses
+from model_core.config import ModelConfig, ObjectiveConfig
+from model_core.distributions import DiagonalGaussian
+from model_core.networks import Decoder, Discriminator, Encoder
+
+
+@dataclass
+class Optimizers:
+    """One optimizer per network: Algorithm 1 never mixes their updates."""
+
+    enc: torch.optim.Optimizer
+    dec: torch.optim.Optimizer
+    dis: torch.optim.Optimizer
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"enc": self.enc.state_dict(), "dec": self.dec.state_dict(), "dis": self.dis.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.enc.load_state_dict(state["enc"])
+        self.dec.load_state_dict(state["dec"])
+        self.dis.load_state_dict(state["dis"])
+
+
+def rmsprop(params: Any, lr: float = 3e-4) -> torch.optim.Optimizer:
+    """RMSProp as in the authors' code: decay 0.9, eps 1e-8, weight decay 1e-5 (Sec. 4)."""
+    return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-8, weight_decay=1e-5)
+
+
+@dataclass
+class StepLosses:
+    """Each network's objective plus the terms they are made of (scalars, still on the graph)."""
+
+    enc: torch.Tensor
+    dec: torch.Tensor
+    dis: torch.Tensor | None
+    logs: dict[str, torch.Tensor]
+
+
+def compute_losses(
+    encoder: nn.Module,
+    decoder: nn.Module,
+    discriminator: nn.Module | None,
+    x: torch.Tensor,
+    objective: ObjectiveConfig,
+    generator: torch.Generator | None = None,
+) -> StepLosses:
+    """One forward pass of Algorithm 1 and the three objectives built from it."""
+    b = x.shape[0]
+    mu, logvar = encoder(x)
+    posterior = DiagonalGaussian(mu, logvar)
+    z = posterior.sample(generator)  # (B, Z), reparameterised
+    kl = losses.prior_kl(posterior)
+
+    if objective.mode == "vae":
+        x_tilde = decoder(z)  # (B, C, H, W)
+        llike = losses.pixel_llike(x, x_tilde)
+        logs = {"kl": kl.detach(), "llike": llike.detach()}
+        return StepLosses(enc=kl + llike, dec=llike, dis=None, logs=logs)
+
+    assert discriminator is not None, "mode 'vaegan' needs a discriminator"
+    z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
+    fakes = decoder(torch.cat([z, z_p]))  # (2B, C, H, W): x_tilde then x_p, one decoder pass
+    logits, features = discriminator(torch.cat([x, fakes]))  # (3B,), (3B, F)
+    real_logits, recon_logits, prior_logits = logits.split(b)
+    real_features, recon_features, _ = features.split(b)
+
+    llike = losses.feature_llike(real_features, recon_features)
+    gan_fakes = (recon_logits, prior_logits) if objective.gan_inputs == "three" else (prior_logits,)
+    dis_loss = losses.gan_discriminator_loss(real_logits, *gan_fakes)
+    gen_loss = losses.gan_generator_loss(*gan_fakes, saturating=objective.generator_loss == "minimax")
+
+    logs = {
+        "kl": kl.detach(),
+        "llike": llike.detach(),
+        "gan": dis_loss.detach(),
+        "dis_real_bce": losses.gan_discriminator_loss(real_logits).detach(),
+        "dis_fake_bce": (dis_loss - losses.gan_discriminator_loss(real_logits)).detach() / len(gan_fakes),
+        "dis_acc_real": losses.discriminator_accuracy(real_logits.detach(), real=True),
+        "dis_acc_fake": losses.discriminator_accuracy(torch.cat(gan_fakes).detach(), real=False),
+    }
+    return StepLosses(
+        enc=kl + llike,  # theta_Enc objective
+        dec=objective.gamma * llike + gen_loss,  # theta_Dec objective
+        dis=dis_loss,  # theta_Dis objective
+        logs=logs,
+    )
+
+
+def equilibrium_gates(logs: dict[str, torch.Tensor], objective: ObjectiveConfig) -> tuple[bool, bool]:
+    """(update Dec, update Dis) by the authors' balance rule on the discriminator's BCE.
+
+    Dis pauses when it is too strong (a BCE below point - margin), Dec pauses when Dis is too weak
+    (a BCE above point + margin); if both would pause, both train. This reads two scalars from the
+    device, so it synchronises once per step (only when the rule is on).
+    """
+    if not objective.equilibrium or "dis_real_bce" not in logs:
+        return True, True
+    real, fake = float(logs["dis_real_bce"]), float(logs["dis_fake_bce"])
+    low = objective.equilibrium_point - objective.equilibrium_margin
+    high = objective.equilibrium_point + objective.equilibrium_margin
+    train_dis = not (real < low or fake < low)
+    train_dec = not (real > high or fake > high)
+    if not (train_dis or train_dec):
+        return True, True
+    return train_dec, train_dis
+
+
+def algorithm1_step(
+    encoder: nn.Module,
+    decoder: nn.Module,
+    discriminator: nn.Module | None,
+    x: torch.Tensor,
+    optimizers: Optimizers,
+    objective: ObjectiveConfig,
+    generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run one step of Algorithm 1 in place; return detached scalar logs (no host sync)."""
+    autocast = (
+        torch.autocast(device_type=x.device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with autocast:
+        step = compute_losses(encoder, decoder, discriminator, x, objective, generator)
+    update_dec, update_dis = equilibrium_gates(step.logs, objective)
+
+    # Each objective is differentiated w.r.t. its own network only, before any parameter moves.
+    jobs: list[tuple[torch.Tensor, nn.Module, torch.optim.Optimizer]] = [(step.enc, encoder, optimizers.enc)]
+    if update_dec:
+        jobs.append((step.dec, decoder, optimizers.dec))
+    if step.dis is not None and discriminator is not None and update_dis:
+        jobs.append((step.dis, discriminator, optimizers.dis))
+    for _, _, opt in jobs:
+        opt.zero_grad(set_to_none=True)
+    for i, (loss, net, _) in enumerate(jobs):
+        scaled = scaler.scale(loss) if scaler is not None else loss
+        params = [p for p in net.parameters() if p.requires_grad]
+        torch.autograd.backward(scaled, inputs=params, retain_graph=i < len(jobs) - 1)
+    for _, _, opt in jobs:
+        if scaler is not None:
+            scaler.step(opt)
+        else:
+            opt.step()
+    if scaler is not None:
+        scaler.update()
+
+    logs = dict(step.logs)
+    logs["enc_loss"] = step.enc.detach()
+    logs["dec_loss"] = step.dec.detach()
+    if step.dis is not None:
+        logs["dis_loss"] = step.dis.detach()
+    logs["dec_updated"] = torch.tensor(float(update_dec))
+    logs["dis_updated"] = torch.tensor(float(update_dis and step.dis is not None))
+    return logs
+
+
+class VAEGAN(nn.Module):
+    """Enc, Dec and Dis of one ``ModelConfig``, with the objective Algorithm 1 trains them by."""
+
+    def __init__(self, config: ModelConfig, objective: ObjectiveConfig | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.objective = objective or ObjectiveConfig()
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.discriminator = Discriminator(config)
+
+    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian(*self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct through the posterior mean: Dec(mu(x))."""
+        return self.decoder(self.encode(x).mode())
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
+        """Dec(z_p), z_p ~ N(0, temperature^2 I)."""
+        device = next(self.parameters()).device
+        z = torch.randn((n, self.config.latent_dim), generator=generator, device=device) * temperature
+        return self.decoder(z)
+
+    def make_optimizers(self, lr: float = 3e-4) -> Optimizers:
+        return Optimizers(
+            enc=rmsprop(self.encoder.parameters(), lr),
+            dec=rmsprop(self.decoder.parameters(), lr),
+            dis=rmsprop(self.discriminator.parameters(), lr),
+        )
+
+    def train_step(
+        self,
+        x: torch.Tensor,
+        optimizers: Optimizers,
+        generator: torch.Generator | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> dict[str, torch.Tensor]:
+        dis = self.discriminator if self.objective.mode == "vaegan" else None
+        return algorithm1_step(
+            self.encoder, self.decoder, dis, x, optimizers, self.objective, generator, scaler, autocast_dtype
+        )

@@ -1,0 +1,1 @@
+"""vaegan-train: trains the VAE-GAN on real data and exports a verified model bundle."""
