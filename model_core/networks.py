@@ -6,6 +6,8 @@ outputs are images in [-1, 1], shaped (B, C, H, W).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -38,9 +40,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         widths = (cfg.channels, *cfg.enc_channels)
-        self.convs = nn.Sequential(
-            *(_conv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False))
-        )
+        self.convs = nn.Sequential(*(_conv_bn_relu(a, b, cfg) for a, b in itertools.pairwise(widths)))
         flat = cfg.enc_channels[-1] * cfg.base_size**2
         self.fc = nn.Sequential(
             nn.Linear(flat, cfg.enc_fc, bias=False),
@@ -69,9 +69,7 @@ class Decoder(nn.Module):
             nn.ReLU(),
         )
         widths = (cfg.dec_fc_channels, *cfg.dec_channels)
-        self.deconvs = nn.Sequential(
-            *(_deconv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False))
-        )
+        self.deconvs = nn.Sequential(*(_deconv_bn_relu(a, b, cfg) for a, b in itertools.pairwise(widths)))
         k = cfg.kernel_size
         self.out = nn.Conv2d(cfg.dec_channels[-1], cfg.channels, k, padding=k // 2)
 
@@ -95,9 +93,7 @@ class Discriminator(nn.Module):
         k = cfg.kernel_size
         self.stem = nn.Sequential(nn.Conv2d(cfg.channels, cfg.dis_stem, k, padding=k // 2), nn.ReLU())
         widths = (cfg.dis_stem, *cfg.dis_channels)
-        self.blocks = nn.ModuleList(
-            _conv_bn_relu(a, b, cfg) for a, b in zip(widths, widths[1:], strict=False)
-        )
+        self.blocks = nn.ModuleList(_conv_bn_relu(a, b, cfg) for a, b in itertools.pairwise(widths))
         flat = cfg.dis_channels[-1] * cfg.base_size**2
         self.fc = nn.Sequential(
             nn.Linear(flat, cfg.dis_fc, bias=False),
