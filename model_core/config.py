@@ -55,7 +55,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fields)
 
 
@@ -97,9 +97,7 @@ class ObjectiveConfig:
         if self.gan_inputs not in ("three", "two"):
             raise ValueError(f"gan_inputs must be 'three' or 'two', got {self.gan_inputs!r}")
         if self.generator_loss not in ("minimax", "nonsaturating"):
-            raise ValueError(
-                f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}"
-            )
+            raise ValueError(f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}")
         if not self.gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
 

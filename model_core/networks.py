@@ -107,7 +107,8 @@ class Discriminator(nn.Module):
         h = self.stem(x)  # (B, dis_stem, H, W)
         features = h
         for i, block in enumerate(self.blocks, start=2):
-            conv, norm, act = block
+            assert isinstance(block, nn.Sequential)
+            conv, norm, act = block[0], block[1], block[2]
             h = conv(h)  # (B, C_i, H / 2^(i-1), W / 2^(i-1))
             if i == self.cfg.similarity_layer:
                 features = h  # Dis_l: before this layer's batch norm

@@ -196,9 +196,7 @@ class VAEGAN(nn.Module):
         """Reconstruct through the posterior mean: Dec(mu(x))."""
         return self.decoder(self.encode(x).mode())
 
-    def sample(
-        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
-    ) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Dec(z_p), z_p ~ N(0, temperature^2 I)."""
         device = next(self.parameters()).device
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=device) * temperature
