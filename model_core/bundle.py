@@ -317,16 +317,47 @@ def _onnx_io(file: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return [spec(a) for a in session.get_inputs()], [spec(a) for a in session.get_outputs()]
 
 
+def network_signatures(image: ImageSpec, latent_dim: int, similarity_features: int) -> dict[str, Signature]:
+    """What each network file takes and returns, batch axis dynamic (DESIGN.md, Model bundle)."""
+    img = (None, image.channels, image.height, image.width)
+
+    def spec(name: str, shape: tuple[int | None, ...]) -> TensorSpec:
+        return TensorSpec(name=name, shape=shape)
+
+    return {
+        "encoder.onnx": Signature(
+            inputs=(spec("image", img),), outputs=(spec("mu", (None, latent_dim)), spec("logvar", (None, latent_dim)))
+        ),
+        "decoder.onnx": Signature(inputs=(spec("z", (None, latent_dim)),), outputs=(spec("image", img),)),
+        "discriminator_features.onnx": Signature(
+            inputs=(spec("image", img),), outputs=(spec("features", (None, similarity_features)),)
+        ),
+    }
+
+
+def check_manifest(manifest: Manifest) -> None:
+    """The manifest agrees with itself: each signature follows from image, latent_dim and similarity_features."""
+    label = f"bundle {manifest.name}/{manifest.version}"
+    expected = network_signatures(manifest.image, manifest.latent_dim, manifest.similarity_features)
+    for fname in NETWORK_FILES:
+        if fname not in manifest.signatures:
+            raise BundleError(f"{label}: {MANIFEST} has no signature for {fname}")
+        if manifest.signatures[fname] != expected[fname]:
+            raise BundleError(
+                f"{label}: {MANIFEST} signature of {fname} disagrees with its image, latent_dim and "
+                f"similarity_features (edited?): {manifest.signatures[fname]} vs {expected[fname]}"
+            )
+
+
 def load_bundle(path: Path, check_graphs: bool = True) -> Bundle:
     """Read and verify the bundle at ``path``: manifest, checksums and (optionally) ONNX signatures."""
     path = Path(path)
     manifest = read_manifest(path)
+    check_manifest(manifest)
     verify_files(path, manifest)
     if check_graphs:
         label = f"bundle {manifest.name}/{manifest.version}"
         for fname in NETWORK_FILES:
-            if fname not in manifest.signatures:
-                raise BundleError(f"{label}: {MANIFEST} has no signature for {fname}")
             inputs, outputs = _onnx_io(path / fname)
             check_signature(label, fname, manifest.signatures[fname], inputs, outputs)
     return Bundle(path=path, manifest=manifest)
