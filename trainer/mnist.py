@@ -1,9 +1,13 @@
-"""IDX files (the MNIST format) and the 10,000 embedded digits shipped with the repository."""
+"""IDX files (the MNIST format): the 10,000 embedded digits, and MNIST / Fashion-MNIST downloads."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import shutil
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +94,107 @@ def to_model_range(images: np.ndarray, size: int = 32) -> np.ndarray:
         constant_values=-1.0,
     )
     return x[:, None]  # (N, 1, size, size)
+
+
+# The two downloadable datasets of the seed: published sha256 of the gzip archives, and mirrors
+# tried in order (the original yann.lecun.com host refuses most automated downloads nowadays).
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+REMOTE_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        **EMBEDDED_SHA256,
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+        "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+        "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+        "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+    },
+}
+REMOTE_MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+}
+
+
+def _download_once(url: str, dest: Path, timeout_s: float) -> None:
+    """Stream ``url`` into ``dest`` (overwritten)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "vaegan-train"})
+    with urllib.request.urlopen(request, timeout=timeout_s) as response, dest.open("wb") as f:
+        shutil.copyfileobj(response, f, length=1 << 20)
+
+
+def download_verified(
+    urls: tuple[str, ...], dest: Path, expected: str, retries: int = 3, backoff_s: float = 1.0
+) -> None:
+    """Fetch ``dest`` from the first mirror that answers with the right sha256; retry with backoff."""
+    partial = dest.with_name(dest.name + ".part")
+    failures: list[str] = []
+    for attempt in range(retries):
+        if attempt:
+            time.sleep(backoff_s * 2 ** (attempt - 1))  # 1 s, 2 s, 4 s...: polite to the mirrors
+        for url in urls:
+            try:
+                _download_once(url, partial, timeout_s=60.0)
+                verify_sha256(partial, expected)
+            except (OSError, DataError) as exc:  # URLError and timeouts are OSErrors
+                failures.append(f"{url}: {exc}")
+                partial.unlink(missing_ok=True)
+                continue
+            os.replace(partial, dest)
+            return
+    raise DataError(f"download failed after {retries} tries ({failures[-1] if failures else 'no mirror'})")
+
+
+def fetch_idx_dataset(
+    name: str,
+    data_dir: Path,
+    mirrors: tuple[str, ...] | None = None,
+    retries: int = 3,
+    backoff_s: float = 1.0,
+) -> Path:
+    """Make sure ``data_dir/name`` holds the four verified IDX archives of ``name``; return it."""
+    folder = data_dir / name
+    sha = REMOTE_SHA256[name]
+    missing = [f for f in IDX_FILES if not (folder / f).is_file()]
+    for f in IDX_FILES:
+        if f not in missing:
+            try:
+                verify_sha256(folder / f, sha[f])
+            except DataError as exc:
+                raise DataError(f"{exc}; delete it to download it again") from exc
+    if not missing:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    bases = mirrors if mirrors is not None else REMOTE_MIRRORS[name]
+    for i, f in enumerate(missing):
+        try:
+            download_verified(tuple(b + f for b in bases), folder / f, sha[f], retries, backoff_s)
+        except DataError as exc:
+            raise DataError(
+                f"cannot download {name} ({exc}); offline, place {', '.join(missing[i:])} "
+                f"(from {bases[0] if bases else 'a mirror'}) in {folder.resolve()}"
+            ) from exc
+    return folder
+
+
+def load_idx_dataset(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test images, (N, 28, 28) uint8 each, from a folder holding the four IDX archives."""
+    train = read_idx(folder / "train-images-idx3-ubyte.gz")
+    test = read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    for name, images in (("train", train), ("t10k", test)):
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise DataError(f"{folder}: {name} images have shape {images.shape}, {images.dtype}")
+    return train, test

@@ -1,0 +1,174 @@
+"""The training datasets, decoded once into uint8 arrays, and the resumable sampler that feeds them.
+
+Every dataset becomes ``ImageData``: train and held-out images as (N, C, H, W) uint8 (model input
+u8 / 127.5 - 1) plus the ``preprocessing`` dict that produced them (see ``trainer.imaging``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DistributedSampler, Sampler
+
+from trainer import imaging, mnist
+from trainer.config import UsageError
+
+logger = logging.getLogger(__name__)
+
+DATASET_KINDS = ("embedded-mnist", "mnist", "fashion-mnist", "folder", "celeba")
+HELDOUT_SHARE = 10  # folder / celeba: the last 1/10 of the sorted files (at most MAX_HELDOUT) are held out
+MAX_HELDOUT = 10000
+PARALLEL_DECODE_FROM = 2000  # decode in worker processes from this many files on
+
+
+@dataclass
+class ImageData:
+    """Decoded images ready for training, and how they were made."""
+
+    train: np.ndarray  # (N, C, H, W) uint8
+    heldout: np.ndarray  # (M, C, H, W) uint8, never trained on
+    preprocessing: dict[str, Any]
+    skipped: int = 0  # corrupt files left out (folder / celeba)
+
+
+def parse_dataset(spec: str) -> tuple[str, Path | None]:
+    """'folder:PATH' -> ('folder', PATH); 'mnist' -> ('mnist', None); UsageError when unknown."""
+    kind, sep, rest = spec.partition(":")
+    if kind not in DATASET_KINDS:
+        raise UsageError(
+            f"unknown dataset {spec!r}: choose from embedded-mnist, mnist, fashion-mnist, folder:PATH, celeba:PATH"
+        )
+    if kind in ("folder", "celeba"):
+        if not sep or not rest:
+            raise UsageError(f"dataset {kind} needs a path: {kind}:PATH")
+        path = Path(rest).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"dataset {spec!r}: {path} is not a folder")
+        return kind, path
+    if sep:
+        raise UsageError(f"dataset {kind} takes no path (got {spec!r})")
+    return kind, None
+
+
+def load_dataset(spec: str, channels: int, size: int, data_dir: Path, workers: int = 0) -> ImageData:
+    """Load the dataset named by ``spec`` at the preset's channels and size."""
+    kind, path = parse_dataset(spec)
+    if kind == "embedded-mnist":
+        images, _ = mnist.load_embedded_mnist()
+        return _from_digits(images[mnist.TRAIN_SLICE], images[mnist.HELDOUT_SLICE], channels, size)
+    if kind in ("mnist", "fashion-mnist"):
+        train, test = mnist.load_idx_dataset(mnist.fetch_idx_dataset(kind, data_dir))
+        return _from_digits(train, test, channels, size)
+    assert path is not None
+    spec_dict = (imaging.celeba_spec if kind == "celeba" else imaging.preprocessing_spec)(channels, size)
+    return _from_files(path, spec_dict, workers)
+
+
+def _from_digits(train: np.ndarray, heldout: np.ndarray, channels: int, size: int) -> ImageData:
+    """28x28 uint8 digits through the MNIST preprocessing (pad for mnist32, resize otherwise)."""
+    spec = imaging.mnist_spec(channels, size)
+    return ImageData(_digits_to_array(train, spec), _digits_to_array(heldout, spec), spec)
+
+
+def _digits_to_array(digits: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """(N, 28, 28) -> (N, C, H, W) uint8 by ``spec``; padding alone needs no Pillow round trip."""
+    if spec["channels"] == 1 and spec["fit"] == list(digits.shape[1:]):
+        top, bottom, left, right = spec["pad"]
+        return np.pad(digits, ((0, 0), (top, bottom), (left, right)))[:, None]  # (N, 1, H, W)
+    return np.stack([imaging.preprocess(Image.fromarray(d, "L"), spec) for d in digits])
+
+
+def image_files(root: Path) -> list[Path]:
+    """Every file under ``root`` whose extension Pillow knows, sorted (hidden files excluded)."""
+    known = {ext.lower() for ext in Image.registered_extensions()}
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in known and not p.name.startswith(".")
+    )
+
+
+def decode_file(path: Path, spec: dict[str, Any]) -> np.ndarray | None:
+    """One image file through ``spec``: (C, H, W) uint8, or None when the file is corrupt."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return imaging.preprocess(img, spec)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _decode_all(paths: list[Path], spec: dict[str, Any], workers: int) -> list[np.ndarray | None]:
+    """Decode ``paths`` in order, in ``workers`` processes when there are many."""
+    if workers < 1 or len(paths) < PARALLEL_DECODE_FROM:
+        return [decode_file(p, spec) for p in paths]
+    context = multiprocessing.get_context("spawn")  # safe beside torch's threads and CUDA
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(decode_file, paths, [spec] * len(paths), chunksize=256))
+
+
+def _from_files(root: Path, spec: dict[str, Any], workers: int) -> ImageData:
+    """Every image under ``root``; corrupt ones skipped and counted; the last tenth held out."""
+    paths = image_files(root)
+    if not paths:
+        raise UsageError(f"{root}: no image files found")
+    decoded = _decode_all(paths, spec, workers)
+    images = [x for x in decoded if x is not None]
+    skipped = len(decoded) - len(images)
+    if skipped:
+        bad = [str(p) for p, x in zip(paths, decoded, strict=True) if x is None][:3]
+        logger.warning("%s: skipped %d unreadable image file(s), e.g. %s", root, skipped, ", ".join(bad))
+    if len(images) < 2:
+        raise UsageError(f"{root}: {len(images)} readable image(s); training needs at least 2")
+    n_heldout = max(1, min(len(images) // HELDOUT_SHARE, MAX_HELDOUT))
+    array = np.stack(images)  # (N, C, H, W)
+    return ImageData(array[:-n_heldout], array[-n_heldout:], spec, skipped)
+
+
+class ImageArrayDataset(torch.utils.data.Dataset):
+    """uint8 images (N, C, H, W) served a whole batch at a time (``__getitems__``)."""
+
+    def __init__(self, images: np.ndarray) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return self.images[torch.as_tensor(indices)]  # (B, C, H, W) uint8
+
+
+def keep_batch(batch: torch.Tensor) -> torch.Tensor:
+    """DataLoader collate for ``__getitems__`` batches: already stacked."""
+    return batch
+
+
+class ResumableSampler(Sampler[int]):
+    """DistributedSampler whose order is a function of (seed, epoch), started at any position."""
+
+    def __init__(self, size: int, seed: int, rank: int, world: int) -> None:
+        self.inner = DistributedSampler(
+            range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        """Serve ``epoch``'s permutation from this rank's ``start``-th index on."""
+        self.inner.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.inner)[self.start :])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.start
