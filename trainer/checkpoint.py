@@ -85,7 +85,8 @@ def load(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise UsageError(f"--resume {path}: not a readable checkpoint ({exc})") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--resume {path}: not a readable checkpoint ({first_line})") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"--resume {path}: not a vaegan checkpoint of format version {FORMAT_VERSION}")
     return checkpoint

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="downloads go here (data)")
     p.add_argument("--num-workers", type=non_negative_int, help="DataLoader workers (default: 4 on CUDA, 0 on CPU)")
     p.add_argument(
-        "--eval-images", type=positive_int, help="held-out images for eval.json (default: all of them, at most 10,000)"
+        "--eval-images", type=positive_int, help="held-out images for eval.json (default: all, at most 10,000)"
     )
     p.add_argument("--export-to", type=Path, help="models folder: export a bundle after training")
     p.add_argument("--name", help="bundle name (with --export-to)")
@@ -147,6 +147,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         log_every=a.log_every,
         data_dir=a.data_dir,
         num_workers=a.num_workers,
+        eval_images=a.eval_images,
         export_to=a.export_to,
         name=a.name,
         version=a.version,
@@ -165,7 +166,7 @@ def configure_logging() -> None:
 
 def _fail(status: int, exc: Exception) -> int:
     """One line on stderr for an expected failure; the exit status."""
-    sys.stderr.write(f"{PROG}: error: {exc}\n")
+    sys.stderr.write(f"{PROG}: error: {' '.join(str(exc).splitlines())}\n")
     return status
 
 
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         train(cfg)
     except (UsageError, DataError) as exc:
         return _fail(2, exc)
-    except TrainingError as exc:
+    except (TrainingError, OSError) as exc:  # e.g. the disk filled up under the run folder
         return _fail(1, exc)
     except KeyboardInterrupt:
         return _fail(130, Exception("interrupted"))

@@ -1,0 +1,168 @@
+"""A tiny finished run: its checkpoint, metrics.jsonl, eval.json and sample grids."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_runs import tiny_args
+
+from model_core.config import PRESETS, ModelConfig
+from model_core.vaegan import VAEGAN
+from trainer import checkpoint
+from trainer.cli import main
+from trainer.config import TrainingError
+
+CHECKPOINT_KEYS = {
+    "format_version",
+    "step",
+    "epoch",
+    "preset",
+    "model_config",
+    "objective",
+    "train_config",
+    "dataset",
+    "preprocessing",
+    "models",
+    "optimizers",
+    "scaler",
+    "rng",
+    "data_position",
+    "eval",
+}
+METRIC_KEYS = {
+    "step",
+    "epoch",
+    "enc_loss",
+    "dec_loss",
+    "dis_loss",
+    "kl",
+    "llike",
+    "gan",
+    "dis_acc_real",
+    "dis_acc_fake",
+    "images_per_s",
+}
+
+
+def test_checkpoint_holds_everything_and_loads_weights_only(tiny_run: Path) -> None:
+    ckpt = torch.load(tiny_run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert set(ckpt) == CHECKPOINT_KEYS
+    assert (ckpt["format_version"], ckpt["step"], ckpt["preset"]) == (1, 3, "mnist32")
+    assert ModelConfig.from_dict(ckpt["model_config"]) == PRESETS["mnist32"]
+    assert ckpt["train_config"]["batch_size"] == 4 and ckpt["train_config"]["out"] == str(tiny_run)
+    assert ckpt["preprocessing"]["pad"] == [2, 2, 2, 2] and ckpt["dataset"] == "embedded-mnist"
+    assert set(ckpt["rng"]) == {"python", "numpy", "torch", "cuda"}
+    assert ckpt["data_position"] == {"epoch": 0, "batch": 3, "index": 12}
+    assert ckpt["eval"]["step"] == 3 and ckpt["scaler"] is None
+    model = VAEGAN(PRESETS["mnist32"])
+    for name in ("encoder", "decoder", "discriminator"):
+        getattr(model, name).load_state_dict(ckpt["models"][name])
+    assert set(ckpt["optimizers"]) == {"enc", "dec", "dis"}
+    assert not list(tiny_run.glob(".checkpoint.pt.*"))  # no temp file left
+
+
+def test_metrics_jsonl_has_one_line_per_logged_step(tiny_run: Path) -> None:
+    lines = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    for record in lines:
+        assert set(record) == METRIC_KEYS
+        assert all(isinstance(v, float | int) and math.isfinite(v) for v in record.values())
+        assert 0 <= record["dis_acc_real"] <= 1 and 0 <= record["dis_acc_fake"] <= 1
+        assert record["enc_loss"] == pytest.approx(record["kl"] + record["llike"], rel=1e-5)
+
+
+def test_eval_json_reports_heldout_reconstruction(tiny_run: Path) -> None:
+    result = json.loads((tiny_run / "eval.json").read_text())
+    assert set(result) == {"step", "mse", "kl", "dis_l_distance", "images"}
+    assert result["images"] == 8 and 0 < result["mse"] <= 4 and result["kl"] >= 0
+    assert result["dis_l_distance"] > 0
+
+
+def test_sample_grids_are_pngs_of_the_right_size(tiny_run: Path) -> None:
+    grids = sorted((tiny_run / "samples").glob("*.png"))
+    assert [p.name for p in grids] == ["epoch001_step3_prior.png", "epoch001_step3_reconstructions.png"]
+    for path in grids:
+        with Image.open(path) as img:
+            assert img.mode == "L" and img.size == (8 * 34 + 2, 8 * 34 + 2)  # 8x8 tiles of 32 + 2 px gaps
+
+
+def test_vae_mode_runs_without_a_discriminator(tmp_path: Path) -> None:
+    assert main(tiny_args(tmp_path, "--mode", "vae", "--max-steps", "2", "--log-every", "1")) == 0
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["dis_loss"] is None and record["gan"] is None and record["llike"] > 0
+    assert json.loads((tmp_path / "eval.json").read_text())["dis_l_distance"] is None
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save_atomic({"format_version": 1, "step": 1}, path)
+    before = path.read_bytes()
+
+    def disk_full(obj: object, f: object) -> None:
+        f.write(b"half a checkpoint")  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", disk_full)
+    with pytest.raises(TrainingError, match="No space left on device; the previous one is intact"):
+        checkpoint.save_atomic({"format_version": 1, "step": 2}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_run_stops_with_one_line_when_a_checkpoint_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_save = torch.save
+    calls = []
+
+    def fail_second(obj: object, f: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise PermissionError(13, "Read-only file system")
+        real_save(obj, f)
+
+    monkeypatch.setattr(checkpoint.torch, "save", fail_second)
+    args = tiny_args(tmp_path, "--max-steps", "3", "--checkpoint-every", "1")
+    assert main(args) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith(f"vaegan-train: error: cannot write checkpoint {tmp_path / 'checkpoint.pt'}: [Errno 13] Read-only")
+    )
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--preset", "paper64"], "model config differs from preset 'paper64'"),
+        (["--dataset", "folder:{images}"], "the checkpoint has dataset='embedded-mnist'"),
+        (["--batch-size", "8"], "the checkpoint has batch_size=4"),
+    ],
+)
+def test_resume_with_another_model_or_data_is_refused(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((28, 28), i * 20, np.uint8)).save(images / f"{i}.png")
+    args = tiny_args(tmp_path / "run", "--resume", str(tiny_run / "checkpoint.pt"))
+    args += [e.format(images=images) for e in extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("vaegan-train: error: cannot resume:") and needle in err
+
+
+def test_resume_from_a_file_that_is_no_checkpoint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(tiny_args(tmp_path / "run", "--resume", str(tmp_path / "junk.pt"))) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
