@@ -1,0 +1,73 @@
+"""``vaegan-serve``: uvicorn with graceful shutdown.
+
+On SIGTERM (or Ctrl-C) /readyz turns 503 at once; after ``VAEGAN_SHUTDOWN_DELAY_S`` (time for a
+load balancer to notice) uvicorn stops accepting connections, lets in-flight requests finish for
+up to ``VAEGAN_SHUTDOWN_GRACE_S``, then the lifespan drains the batchers and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from service.app import create_app
+from service.lifecycle import ModelManager
+from service.settings import Settings
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app about SIGTERM before it stops listening."""
+
+    def __init__(self, config: uvicorn.Config, manager: ModelManager, delay_s: float) -> None:
+        super().__init__(config)
+        self.manager, self.delay_s = manager, delay_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.manager.begin_shutdown()
+        if self.delay_s > 0 and not self.should_exit:
+            loop = asyncio.get_running_loop()  # signal handlers run on the loop's thread
+            loop.call_later(self.delay_s, super().handle_exit, sig, frame)
+            return
+        super().handle_exit(sig, frame)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="vaegan-serve", description="Serve a vaegan model bundle over HTTP (settings: VAEGAN_* variables)."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"vaegan-serve: invalid settings:\n{exc}\n")
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        lifespan="on",
+        server_header=False,
+    )
+    Server(config, app.state.models, settings.shutdown_delay_s).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Every error the service answers with: one JSON shape, ``{"error": code, "detail": text}``.
+
+Routes raise a ``ServiceError`` subclass; the handlers installed by ``install_error_handlers``
+turn it, FastAPI's validation errors and Starlette's 404/405 into that shape. No traceback or
+exception text from inside the service reaches a client: unexpected errors answer a fixed line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: str  # a stable machine-readable code, e.g. "payload_too_large"
+    detail: str  # what was wrong, for a human
+
+
+class ServiceError(Exception):
+    """An error with its HTTP status and code; the message is the detail shown to the client."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class BadImage(ServiceError):
+    status_code, code = 400, "undecodable_image"
+
+
+class BadRequest(ServiceError):
+    status_code, code = 400, "bad_request"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class InvalidParameter(ServiceError):
+    status_code, code = 422, "invalid_parameter"
+
+
+class NotReady(ServiceError):
+    status_code, code = 503, "not_ready"
+
+
+class Overloaded(ServiceError):
+    status_code, code = 503, "overloaded"
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_DESCRIPTIONS = {
+    400: "The image cannot be decoded, or the body is malformed",
+    413: "The body or the image is too large (bytes, or pixels read from the image header)",
+    415: "Unsupported media type",
+    422: "Invalid parameters",
+    503: "No model is ready, the service is shutting down, or the queue is full (see Retry-After)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error statuses a route can answer."""
+    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        ErrorBody(error=code, detail=detail).model_dump(), status_code=status_code, headers=dict(headers or {})
+    )
+
+
+def validation_text(errors: Iterable[Any], limit: int = 5) -> str:
+    """'query.n: Input should be less than or equal to 64; ...' from pydantic's error list."""
+    errors = list(errors)
+    parts = []
+    for err in errors[:limit]:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return ("; ".join(parts) + more) or "invalid request"
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, InvalidParameter.code, validation_text(exc.errors()))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error path of ``app`` to the JSON error body."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,132 @@
+"""The serving model's life: first load, readiness, hot reload and shutdown.
+
+``ModelManager`` owns the current ``ModelRuntime``. It loads the bundle that the settings name
+(LATEST by default) in a thread, and only a bundle that verified, loaded and warmed up becomes
+current. With ``reload_interval_s`` > 0 it polls LATEST; a new version is loaded beside the old
+one and swapped in with one assignment, so a request sees either runtime whole. The old runtime
+closes once the requests that hold it are done. A version that fails is refused (logged, counted
+in ``vaegan_model_reloads_total{result="failure"}``) and not retried until LATEST changes, while
+the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from model_core.bundle import BundleError, resolve
+from service.metrics import Metrics
+from service.runtime import ModelRuntime
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelManager:
+    """Holds the runtime that serves, and says why the service is not ready when it is not."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.current: ModelRuntime | None = None
+        self.draining = False  # SIGTERM arrived: not ready, but in-flight work still completes
+        self._problem = "starting: the model is not loaded yet"
+        self._refused: str | None = None  # the version that failed, not retried until LATEST moves
+        self._executor: ThreadPoolExecutor | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None and not self.draining
+
+    @property
+    def reason(self) -> str:
+        """Why the service is not ready ("" when it is)."""
+        if self.draining:
+            return "shutting down: no new work should be sent here"
+        return "" if self.current is not None else self._problem
+
+    async def start(self) -> None:
+        """Load the configured model (failure leaves the service up but not ready), then watch."""
+        self._executor = ThreadPoolExecutor(self.settings.inference_threads, thread_name_prefix="vaegan-ort")
+        await self.refresh()
+        if self.settings.reload_interval_s > 0:
+            self._watcher = asyncio.create_task(self._watch(), name="vaegan-reload")
+
+    def begin_shutdown(self) -> None:
+        """Turn /readyz to 503 now (called from the SIGTERM handler); serving goes on meanwhile."""
+        if not self.draining:
+            log.info("shutdown requested: /readyz now answers 503")
+        self.draining = True
+        self.metrics.ready.set(0)
+
+    async def stop(self) -> None:
+        """Stop watching, finish the queued work of every runtime, release the threads."""
+        self.begin_shutdown()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        if self.current is not None:
+            await self.current.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def _resolve(self) -> Path:
+        return resolve(self.settings.models_dir, self.settings.model_name, self.settings.model_version)
+
+    async def refresh(self) -> bool:
+        """Load the version LATEST (or the setting) names if it is new; True when one was swapped in."""
+        try:
+            path = await asyncio.to_thread(self._resolve)
+        except BundleError as exc:
+            self._note_problem(f"model not found: {exc}")
+            return False
+        if self.current is not None and path.name == self.current.version:
+            return False
+        if path.name == self._refused:
+            return False
+        assert self._executor is not None, "start() creates the executor"
+        first = self.current is None
+        try:
+            runtime = await asyncio.to_thread(ModelRuntime.load, path, self.settings, self._executor, self.metrics)
+        except Exception as exc:  # BundleError, ModelLoadError, onnxruntime's own errors: refuse, keep serving
+            self._refused = path.name
+            detail = str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+            log.error("refusing model %s: %s", path, detail)
+            if not first:
+                self.metrics.reloads.labels("failure").inc()
+            self._note_problem(f"model not loaded: {detail}")
+            return False
+        self._swap(runtime, first)
+        return True
+
+    def _swap(self, runtime: ModelRuntime, first: bool) -> None:
+        runtime.start()
+        old, self.current = self.current, runtime  # one assignment: a request sees one runtime whole
+        self._refused = None
+        manifest = runtime.manifest
+        self.metrics.set_model(manifest.name, manifest.version, runtime.provider, runtime.load_seconds)
+        self.metrics.ready.set(0 if self.draining else 1)
+        if not first:
+            self.metrics.reloads.labels("success").inc()
+        if old is not None:
+            log.info("swapped model %s -> %s", old.version, runtime.version)
+            task = asyncio.create_task(old.close(), name=f"vaegan-close-{old.version}")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _note_problem(self, problem: str) -> None:
+        if problem != self._problem and self.current is not None:
+            log.warning("%s (still serving %s)", problem, self.current.version)
+        self._problem = problem
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            try:
+                await self.refresh()
+            except Exception:  # the watcher must survive anything a bad publish throws at it
+                log.exception("model reload check failed")

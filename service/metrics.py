@@ -1,0 +1,85 @@
+"""All Prometheus metrics of the service, declared in one place (prefix ``vaegan_``).
+
+Each app owns a ``CollectorRegistry`` (no import-time globals), so several apps can live in one
+process (tests) without clashing. Labels are bounded: routes are templates (``/sample``), never
+raw paths; networks are the three file stems; statuses are HTTP codes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+NETWORKS = ("encoder", "decoder", "discriminator_features")
+UNMATCHED_ROUTE = "<unmatched>"  # one label value for every path no route matched (404s)
+
+# Seconds, from a sub-millisecond ONNX Runtime call to a slow upload.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _batch_buckets(max_batch: int) -> tuple[float, ...]:
+    """Powers of two up to ``max_batch`` (and ``max_batch`` itself): 1, 2, 4, ..., max."""
+    edges, edge = [], 1
+    while edge < max_batch:
+        edges.append(float(edge))
+        edge *= 2
+    edges.append(float(max_batch))
+    return tuple(edges)
+
+
+class Metrics:
+    """The service's metrics, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, max_batch: int = 32) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        # HTTP.
+        self.requests = Counter("vaegan_requests", "HTTP requests answered", ("route", "method", "status"), registry=r)
+        self.request_latency = Histogram(
+            "vaegan_request_duration_seconds",
+            "Time from request start to the end of the response",
+            ("route", "method"),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("vaegan_requests_in_flight", "HTTP requests being handled", registry=r)
+        self.images = Counter("vaegan_images_produced", "Images returned to clients", ("route",), registry=r)
+        # Inference.
+        self.inference_latency = Histogram(
+            "vaegan_inference_duration_seconds",
+            "ONNX Runtime run time per batch",
+            ("network",),
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "vaegan_batch_size",
+            "Rows per ONNX Runtime call",
+            ("network",),
+            buckets=_batch_buckets(max_batch),
+            registry=r,
+        )
+        self.queue_depth = Gauge("vaegan_queue_depth", "Rows waiting for a batch", ("network",), registry=r)
+        self.rejected = Counter(
+            "vaegan_queue_rejections", "Requests refused because the queue was full", ("network",), registry=r
+        )
+        # Model.
+        self.model_info = Gauge(
+            "vaegan_model_info", "The model being served (value 1)", ("name", "version", "provider"), registry=r
+        )
+        self.model_load = Gauge(
+            "vaegan_model_load_seconds", "Time to verify, load and warm up the serving model", registry=r
+        )
+        self.reloads = Counter("vaegan_model_reloads", "Model loads after start-up, by result", ("result",), registry=r)
+        self.ready = Gauge("vaegan_ready", "1 when a model is loaded and the service is not shutting down", registry=r)
+        for network in NETWORKS:  # present from the first scrape, before any traffic
+            self.queue_depth.labels(network)
+            self.batch_size.labels(network)
+            self.inference_latency.labels(network)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+
+    def set_model(self, name: str, version: str, provider: str, load_seconds: float) -> None:
+        """Show exactly one serving model in ``vaegan_model_info``."""
+        self.model_info.clear()
+        self.model_info.labels(name, version, provider).set(1)
+        self.model_load.set(load_seconds)

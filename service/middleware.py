@@ -1,0 +1,96 @@
+"""ASGI middleware: the request body limit (enforced while reading) and the HTTP metrics.
+
+Both are plain ASGI callables rather than ``BaseHTTPMiddleware``, so they neither buffer bodies
+nor break streaming and cancellation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import BadRequest, PayloadTooLarge, error_response
+from service.metrics import UNMATCHED_ROUTE, Metrics
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes``: from Content-Length at once, else as the bytes arrive.
+
+    Starlette reads bodies without a limit; here every ``http.request`` message is counted, and
+    the read that crosses the limit raises ``PayloadTooLarge`` (413) inside the route, so an
+    endless chunked upload never sits in memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            problem: BadRequest | PayloadTooLarge | None = None
+            if not declared.isdigit():
+                problem = BadRequest(f"invalid Content-Length {declared[:40]!r}")
+            elif int(declared) > self.max_bytes:
+                problem = PayloadTooLarge(f"the body is {declared} bytes; the limit is {self.max_bytes}")
+            if problem is not None:
+                response = error_response(problem.status_code, problem.code, problem.detail, {"Connection": "close"})
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"the body exceeds the limit of {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def route_label(scope: MutableMapping[str, Any]) -> str:
+    """The matched route's template (``/sample``), never the raw path: bounded label values."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Count every response by route template, method and status; time it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # unless the app starts a response
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            self.metrics.in_flight.dec()
+            route = route_label(scope)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.request_latency.labels(route, method).observe(time.perf_counter() - start)

@@ -1,0 +1,111 @@
+"""Shared pieces of the image routes: output parameters, PNG-or-JSON responses, OpenAPI bodies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from service import rendering
+from service.errors import error_responses
+from service.metrics import Metrics
+from service.runtime import ModelRuntime
+from service.schemas import ImagesOut
+from service.settings import Settings
+from service.uploads import MULTIPART
+
+MAX_NROW = 64
+MAX_SCALE = 16
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    nrow: int
+    scale: int
+
+
+def output_options(
+    nrow: Annotated[int, Query(ge=1, le=MAX_NROW, description="images per grid row (PNG output)")] = 8,
+    scale: Annotated[int, Query(ge=1, le=MAX_SCALE, description="integer enlargement, nearest neighbour")] = 1,
+) -> OutputOptions:
+    return OutputOptions(nrow, scale)
+
+
+def check_output(runtime: ModelRuntime, settings: Settings, n: int, options: OutputOptions) -> None:
+    """422 before any inference when the requested grid would be too large."""
+    image = runtime.manifest.image
+    rendering.check_output_size(n, image.height, image.width, options.nrow, options.scale, settings.max_output_pixels)
+
+
+def _encode(
+    images: np.ndarray, value_range: tuple[float, float], options: OutputOptions, as_json: bool
+) -> bytes | list[str]:
+    pixels = rendering.to_uint8(images, value_range)  # (N, H, W, C)
+    if as_json:
+        return rendering.png_list(pixels, options.scale)
+    return rendering.png_grid(pixels, options.nrow, options.scale)
+
+
+async def image_response(
+    request: Request,
+    runtime: ModelRuntime,
+    metrics: Metrics,
+    images: np.ndarray,
+    options: OutputOptions,
+    *,
+    latents: np.ndarray | None = None,
+    seed: int | None = None,
+) -> Response:
+    """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json."""
+    as_json = rendering.wants_json(request.headers.get("accept"))
+    encoded = await run_in_threadpool(_encode, images, runtime.manifest.preprocessing.value_range, options, as_json)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    metrics.images.labels(route).inc(len(images))
+    headers = {"X-Model-Version": runtime.version}
+    if seed is not None:
+        headers["X-Seed"] = str(seed)
+    if isinstance(encoded, list):
+        body = ImagesOut(
+            images=encoded,
+            latents=latents.tolist() if latents is not None else None,
+            seed=seed,
+            model_version=runtime.version,
+        )
+        return JSONResponse(body.model_dump(exclude_none=True), headers=headers)
+    return Response(encoded, media_type="image/png", headers=headers)
+
+
+IMAGE_OUTPUT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": ImagesOut,
+        "description": "A PNG (one image, or a grid of several); JSON with base64 PNGs on Accept: application/json",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def image_input(*fields: str, raw: bool) -> dict[str, Any]:
+    """OpenAPI requestBody for images sent as multipart files (and, for one, as a raw body)."""
+    binary = {"type": "string", "format": "binary"}
+    content: dict[str, Any] = {
+        MULTIPART: {
+            "schema": {
+                "type": "object",
+                "properties": {field: binary for field in fields},
+                "required": list(fields),
+            }
+        }
+    }
+    if raw:
+        raw_types = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/gif")
+        content.update({media: {"schema": binary} for media in raw_types})
+    return {"requestBody": {"required": True, "content": content}}
+
+
+def responses(*statuses: int, images: bool = False) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: the image output (if any) and its error statuses."""
+    return {**(IMAGE_OUTPUT if images else {}), **error_responses(*statuses)}

@@ -1,0 +1,40 @@
+"""The encoder's posterior q(z|x): mu and log sigma^2, and a sample z on request."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from service import latents
+from service.dependencies import RuntimeDep, SettingsDep
+from service.errors import error_responses
+from service.responses import image_input
+from service.schemas import EncodeOut
+from service.uploads import image_rows
+
+router = APIRouter(tags=["autoencode"])
+
+
+@router.post(
+    "/encode",
+    response_model=EncodeOut,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 413, 415, 422, 503),
+    openapi_extra=image_input("file", raw=True),
+)
+async def encode(
+    request: Request,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    sample: Annotated[bool, Query(description="also draw z ~ q(z|x)")] = False,
+    seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+) -> EncodeOut:
+    """mu and logvar of the image (and z with its seed when sample=true)."""
+    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))
+    mu, logvar = await runtime.encode(x)  # (1, Z) each
+    out = EncodeOut(mu=mu[0].tolist(), logvar=logvar[0].tolist(), model_version=runtime.version)
+    if sample:
+        out.seed = latents.new_seed() if seed is None else seed
+        out.z = latents.posterior(mu, logvar, out.seed)[0].tolist()
+    return out

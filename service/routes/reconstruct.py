@@ -1,0 +1,41 @@
+"""Reconstruction: Dec(mu(x)), or Dec(z) with z ~ q(z|x) when sample=true."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from service import latents
+from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from service.responses import OutputOptions, image_input, image_response, output_options, responses
+from service.uploads import image_rows
+
+router = APIRouter(tags=["autoencode"])
+
+
+@router.post(
+    "/reconstruct",
+    response_class=Response,
+    responses=responses(400, 413, 415, 422, 503, images=True),
+    openapi_extra=image_input("file", raw=True),
+)
+async def reconstruct(
+    request: Request,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    options: Annotated[OutputOptions, Depends(output_options)],
+    sample: Annotated[bool, Query(description="decode a posterior sample instead of its mean")] = False,
+    seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+) -> Response:
+    """The image through the encoder and decoder, as PNG (or JSON with the latent)."""
+    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))  # (1, C, H, W)
+    mu, logvar = await runtime.encode(x)
+    if sample:
+        seed = latents.new_seed() if seed is None else seed
+        z = latents.posterior(mu, logvar, seed)
+    else:
+        z, seed = mu, None
+    images = await runtime.decode(z)
+    return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed)

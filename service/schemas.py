@@ -1,0 +1,88 @@
+"""Request and response bodies of the API (JSON), as pydantic models for validation and OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+MAX_LATENT_ROWS = 1024  # parse-time bound; the route applies VAEGAN_MAX_SAMPLES
+MAX_LATENT_WIDTH = 4096
+LATENT_BOUND = 1e3  # |z| beyond this is no latent of a N(0, I) prior: refused, not decoded
+
+Latent = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_BOUND, le=LATENT_BOUND)]
+LatentRow = Annotated[list[Latent], Field(min_length=1, max_length=MAX_LATENT_WIDTH)]
+
+
+class DecodeRequest(BaseModel):
+    """Latents to decode, one row per image."""
+
+    z: Annotated[list[LatentRow], Field(min_length=1, max_length=MAX_LATENT_ROWS)]
+
+
+class InterpolateLatents(BaseModel):
+    """The two ends of an interpolation, as latents."""
+
+    a: LatentRow
+    b: LatentRow
+
+
+class ImagesOut(BaseModel):
+    """Images as base64 PNGs, with the latents they came from or went to."""
+
+    images: list[str]  # base64-encoded PNG, one per image
+    latents: list[list[float]] | None = None
+    seed: int | None = None
+    model_version: str
+
+
+class EncodeOut(BaseModel):
+    """The posterior q(z|x) = N(mu, exp(logvar)) of one image; z when a sample was asked for."""
+
+    mu: list[float]
+    logvar: list[float]
+    z: list[float] | None = None
+    seed: int | None = None
+    model_version: str
+
+
+class SimilarityOut(BaseModel):
+    """Distances between two images: in Dis_l feature space (learned) and in pixel space."""
+
+    learned_distance: float  # 1/2 ||Dis_l(a) - Dis_l(b)||^2: the paper's L_llike between them
+    pixel_distance: float  # 1/2 ||a - b||^2 over model-input pixels
+    learned_mse: float  # mean squared feature difference
+    pixel_mse: float  # mean squared pixel difference
+    features: int
+    pixels: int
+    model_version: str
+
+
+class Live(BaseModel):
+    status: str = "ok"
+
+
+class Ready(BaseModel):
+    status: str = "ready"
+    model: str
+    version: str
+
+
+class KServeLive(BaseModel):
+    live: bool
+
+
+class KServeReady(BaseModel):
+    ready: bool
+
+
+class ModelOut(BaseModel):
+    """The serving model: its manifest and how it runs."""
+
+    manifest: dict[str, Any]
+    provider: str
+    session_options: dict[str, Any]
+    loaded_at: float
+    load_seconds: float
+    batching: dict[str, Any]
+    limits: dict[str, int]

@@ -1,0 +1,88 @@
+"""Service settings, read from ``VAEGAN_*`` environment variables (pydantic-settings).
+
+Every limit that protects the process (body bytes, pixels, samples, queue depth) is a setting with
+a safe default, so an operator can tighten it without touching code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from model_core.bundle import LATEST, BundleError, validate_name
+
+
+class Settings(BaseSettings):
+    """Everything ``vaegan-serve`` can be told; ``VAEGAN_<FIELD>`` sets each field."""
+
+    model_config = SettingsConfigDict(env_prefix="VAEGAN_", frozen=True, extra="ignore")
+
+    # The bundle: models/<model_name>/<model_version>; LATEST follows models/<name>/LATEST.
+    models_dir: Path = Path("models")
+    model_name: str = "mnist"
+    model_version: str = LATEST
+    reload_interval_s: float = Field(default=0.0, ge=0.0)  # > 0: poll LATEST this often and swap in new versions
+
+    # ONNX Runtime.
+    provider: Literal["auto", "cuda", "cpu"] = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU
+    intra_op_threads: int = Field(default=0, ge=0, le=256)  # 0: the bundle's recommendation, else measured default
+    inference_threads: int = Field(default=4, ge=1, le=64)  # threads that call session.run (it releases the GIL)
+
+    # Micro-batching, per network.
+    batching: bool = True  # False (or max_batch 1): every request runs alone
+    max_batch: int = Field(default=32, ge=1, le=1024)  # rows (images or latents) per ONNX Runtime call
+    max_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)  # how long the first row waits for company
+    max_queue: int = Field(default=1024, ge=1)  # rows waiting per network; beyond it: 503 with Retry-After
+    batch_workers: int = Field(default=1, ge=1, le=16)  # batches of one network running at once
+
+    # Request limits.
+    max_samples: int = Field(default=64, ge=1, le=1024)  # n of /sample, rows of /decode
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # whole request body, enforced while reading
+    max_pixels: int = Field(default=4096 * 4096, ge=1)  # width x height from the image header, before decoding
+    max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
+
+    # Process.
+    shutdown_grace_s: float = Field(default=30.0, gt=0.0)  # in-flight requests get this long after SIGTERM
+    shutdown_delay_s: float = Field(default=0.0, ge=0.0)  # /readyz is 503 this long before the listener closes
+    retry_after_s: int = Field(default=1, ge=1)  # Retry-After of 503 answers
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        try:
+            return validate_name(value)
+        except BundleError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("model_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if value == LATEST:
+            return value
+        try:
+            return validate_name(value, "version")
+        except BundleError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):  # "https://a.example, https://b.example"
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def batching_enabled(self) -> bool:
+        return self.batching and self.max_batch > 1
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (override with ``Depends``)."""
+    return Settings()

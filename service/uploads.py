@@ -1,0 +1,79 @@
+"""Request bodies in: images (multipart fields or one raw image body) and JSON documents.
+
+The body limit is enforced by ``BodyLimitMiddleware`` while these functions read; here the media
+type is checked (415), the multipart form is bounded in files and fields, and the JSON is parsed
+by pydantic (depth-limited, NaN and infinities refused) so that any bad document is a 422.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from model_core.bundle import Preprocessing
+from service.errors import InvalidParameter, UnsupportedMediaType, validation_text
+from service.imaging import MEDIA_TYPES, load_input
+
+Model = TypeVar("Model", bound=BaseModel)
+MULTIPART = "multipart/form-data"
+JSON = "application/json"
+_PART_TYPES = frozenset({*MEDIA_TYPES, "application/octet-stream", ""})  # "" : a part without Content-Type
+_IMAGE_TYPES_TEXT = ", ".join(sorted({*MEDIA_TYPES} - {"image/x-ms-bmp"}))
+
+
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower case ("" when absent)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_images(request: Request, fields: tuple[str, ...]) -> list[bytes]:
+    """The bytes of each image ``fields`` names: multipart files, or (one field) a raw image body."""
+    kind = media_type(request)
+    if kind == MULTIPART:
+        return await _read_multipart(request, fields)
+    if kind in MEDIA_TYPES and len(fields) == 1:
+        return [await request.body()]
+    expected = f"{MULTIPART} with file fields {', '.join(fields)}"
+    if len(fields) == 1:
+        expected = f"{MULTIPART} (field {fields[0]!r}) or a raw image body ({_IMAGE_TYPES_TEXT})"
+    raise UnsupportedMediaType(f"Content-Type {kind or '(none)'!r} is not accepted here; send {expected}")
+
+
+async def _read_multipart(request: Request, fields: tuple[str, ...]) -> list[bytes]:
+    form = await request.form(max_files=len(fields), max_fields=len(fields) + 8)
+    try:
+        images = []
+        for field in fields:
+            part = form.get(field)
+            if not isinstance(part, UploadFile):
+                raise InvalidParameter(f"multipart field {field!r} is missing or not a file")
+            part_type = (part.content_type or "").split(";", 1)[0].strip().lower()
+            if part_type not in _PART_TYPES:
+                raise UnsupportedMediaType(f"file {field!r} has type {part_type!r}; send one of {_IMAGE_TYPES_TEXT}")
+            images.append(await part.read())
+        return images
+    finally:
+        await form.close()
+
+
+async def read_json(request: Request, model: type[Model]) -> Model:
+    """The body parsed as ``model``; 415 unless it is JSON, 422 with pydantic's reasons if invalid."""
+    if media_type(request) != JSON:
+        raise UnsupportedMediaType(f"Content-Type {media_type(request) or '(none)'!r}; send {JSON}")
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidParameter(validation_text(exc.errors())) from None
+
+
+async def image_rows(request: Request, spec: Preprocessing, max_pixels: int, fields: tuple[str, ...]) -> np.ndarray:
+    """The uploaded images as model input, (len(fields), C, H, W) float32; decoded off the event loop."""
+    blobs = await read_images(request, fields)
+    rows = [await run_in_threadpool(load_input, blob, spec, max_pixels) for blob in blobs]
+    return np.stack(rows)
