@@ -1,0 +1,155 @@
+"""The commands the containers run, run for real outside containers.
+
+Reads docker-compose.yml, sets a tiny run through the same variables a user would set (embedded
+digits, two steps, a small evaluation, on the CPU), maps each named volume to a temporary folder,
+then runs the trainer's command with this environment's console scripts, starts the service's
+command, waits for /readyz, fetches /sample?n=4 and runs the compose healthcheck against it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compose_files import COMPOSE, config, volume_mounts
+from PIL import Image
+
+BIN = Path(sys.executable).parent
+TINY_RUN = {
+    "VAEGAN_DATASET": "embedded-mnist",  # shipped with the repository: no download
+    "VAEGAN_EPOCHS": "1",
+    "VAEGAN_MAX_STEPS": "2",
+    "VAEGAN_BATCH_SIZE": "16",
+    "VAEGAN_EVAL_IMAGES": "64",
+    "VAEGAN_DEVICE": "cpu",
+    "VAEGAN_PROVIDER": "cpu",
+}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def host_paths(service: dict[str, Any], volumes: Path) -> dict[str, Path]:
+    """Container folder -> the temporary folder standing for its named volume (one per volume name)."""
+    mapping = {}
+    for target, (source, _) in volume_mounts(service).items():
+        mapping[target] = volumes / source
+        mapping[target].mkdir(parents=True, exist_ok=True)
+    return mapping
+
+
+def on_host(value: str, paths: dict[str, Path]) -> str:
+    """``value`` with a leading container folder replaced by its host folder."""
+    for target, host in paths.items():
+        if value == target or value.startswith(target + "/"):
+            return str(host) + value[len(target) :]
+    return value
+
+
+def process_env(service: dict[str, Any], paths: dict[str, Path]) -> dict[str, str]:
+    """This process's environment without VAEGAN_* settings, plus the service's own environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAEGAN_")}
+    env.update({k: on_host(str(v), paths) for k, v in service.get("environment", {}).items()})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET; HTTP errors are answers too."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers.get("content-type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("content-type", ""), e.read()
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float) -> None:
+    """Poll /readyz until 200; fail with the service's log if it exits or the deadline passes."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"service exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if get(f"{base}/readyz", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    pytest.fail(f"service not ready after {deadline_s} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.mark.slow
+def test_compose_trainer_then_service_commands_work(tmp_path: Path) -> None:
+    services = config([COMPOSE], TINY_RUN)["services"]
+    trainer, service = services["trainer"], services["service"]
+    volumes = tmp_path / "volumes"
+
+    # Train and export, as the trainer container does.
+    paths = host_paths(trainer, volumes)
+    argv = [on_host(arg, paths) for arg in trainer["command"]]
+    argv[0] = str(BIN / argv[0])
+    result = subprocess.run(
+        argv, env=process_env(trainer, paths), cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    name = service["environment"]["VAEGAN_MODEL_NAME"]
+    models = Path(on_host(trainer["command"][trainer["command"].index("--export-to") + 1], paths))
+    assert (models / name / "LATEST").is_file(), sorted(p.name for p in models.rglob("*"))
+
+    # Serve the bundle from the same volume, on a free port of the loopback instead of 0.0.0.0:8000.
+    paths = host_paths(service, volumes)
+    port = free_port()
+    argv = [on_host(arg, paths) for arg in service["command"]]
+    argv[0] = str(BIN / argv[0])
+    container_port = argv[argv.index("--port") + 1]
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=process_env(service, paths), cwd=tmp_path, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    healthcheck = [str(BIN / "python"), *service["healthcheck"]["test"][2:]]
+    healthcheck[-1] = healthcheck[-1].replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/")
+    try:
+        wait_ready(base, proc, log, deadline_s=120)
+
+        status, content_type, body = get(f"{base}/sample?n=4&seed=0", timeout=30)
+        assert status == 200, body[:500]
+        assert content_type.startswith("image/png")
+        assert body.startswith(PNG_MAGIC)
+        grid = Image.open(io.BytesIO(body))
+        grid.load()
+        assert grid.width * grid.height >= 4 * 32 * 32  # four 32x32 digits
+
+        # The compose healthcheck passes against the ready service.
+        check = subprocess.run(healthcheck, capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        assert get(f"{base}/healthz")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)  # what `docker compose stop` sends
+        try:
+            proc.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"service ignored SIGTERM:\n{log.read_text()[-4000:]}")
+    # A graceful stop: the lifespan finished. uvicorn then ends by the signal it caught (exit 143 in
+    # a container), which Docker treats as a normal stop.
+    assert proc.returncode in (0, -signal.SIGTERM), log.read_text()[-4000:]
+    assert "Application shutdown complete" in log.read_text()
+
+    # Once the service is gone the healthcheck fails: it does not pass by accident.
+    assert subprocess.run(healthcheck, capture_output=True, timeout=30).returncode != 0
