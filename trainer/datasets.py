@@ -148,7 +148,7 @@ class ImageArrayDataset(torch.utils.data.Dataset):
         return self.images[torch.as_tensor(indices)]  # (B, C, H, W) uint8
 
 
-def keep_batch(batch: torch.Tensor) -> torch.Tensor:
+def keep_batch(batch: Any) -> Any:
     """DataLoader collate for ``__getitems__`` batches: already stacked."""
     return batch
 
@@ -156,9 +156,9 @@ def keep_batch(batch: torch.Tensor) -> torch.Tensor:
 class ResumableSampler(Sampler[int]):
     """DistributedSampler whose order is a function of (seed, epoch), started at any position."""
 
-    def __init__(self, size: int, seed: int, rank: int, world: int) -> None:
-        self.inner = DistributedSampler(
-            range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+    def __init__(self, dataset: torch.utils.data.Dataset, seed: int, rank: int, world: int) -> None:
+        self.inner: DistributedSampler[int] = DistributedSampler(
+            dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
         self.start = 0
 

@@ -86,11 +86,8 @@ def replicas_agree(modules: dict[str, nn.Module], processes: Processes) -> bool:
     if not processes.distributed:
         return True
     sums = torch.stack(
-        [
-            sum(p.detach().double().sum() for p in m.parameters())
-            for m in modules.values()  # type: ignore[misc]
-        ]
-    ).to(processes.device)
+        [torch.stack([p.detach().double().sum() for p in m.parameters()]).sum() for m in modules.values()]
+    ).to(processes.device)  # (networks,)
     gathered = [torch.empty_like(sums) for _ in range(processes.world)]
     dist.all_gather(gathered, sums)
     return all(torch.equal(g, gathered[0]) for g in gathered)

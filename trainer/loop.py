@@ -70,7 +70,7 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     model = VAEGAN(model_config, cfg.objective).to(device)
     channels_last = device.type == "cuda"
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         torch.backends.cudnn.benchmark = True
     optimizers = model.make_optimizers(cfg.lr)
     autocast_dtype, scaler = precision(cfg.amp, device)
@@ -86,8 +86,9 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
         )
 
     # Data order: a function of (seed, epoch); this rank's share, from the resumed position on.
-    sampler = ResumableSampler(len(data.train), cfg.seed, processes.rank, processes.world)
-    loader = make_loader(data, sampler, per_rank, cfg.num_workers, device)
+    dataset = ImageArrayDataset(data.train)
+    sampler = ResumableSampler(dataset, cfg.seed, processes.rank, processes.world)
+    loader = make_loader(dataset, sampler, per_rank, cfg.num_workers, device)
     total_steps = planned_steps(cfg, steps_per_epoch)
     heldout = torch.from_numpy(data.heldout)
     metrics = (
@@ -185,7 +186,7 @@ def final_evaluation(model: VAEGAN, heldout: torch.Tensor, step: int, out: Path)
         result["images"],
         result["mse"],
         result["kl"],
-        result["dis_l_distance"],
+        "-" if result["dis_l_distance"] is None else f"{result['dis_l_distance']:.4g}",
     )
     return result
 
@@ -250,13 +251,13 @@ def precision(amp: bool, device: torch.device) -> tuple[torch.dtype | None, torc
 
 
 def make_loader(
-    data: ImageData, sampler: ResumableSampler, per_rank: int, workers: int | None, device: torch.device
+    dataset: ImageArrayDataset, sampler: ResumableSampler, per_rank: int, workers: int | None, device: torch.device
 ) -> DataLoader:
     """Whole uint8 batches; workers and pinned memory on CUDA (auto: 4 workers there, none on CPU)."""
     cuda = device.type == "cuda"
     n_workers = workers if workers is not None else (4 if cuda else 0)
     return DataLoader(
-        ImageArrayDataset(data.train),
+        dataset,
         batch_size=per_rank,
         sampler=sampler,
         drop_last=True,

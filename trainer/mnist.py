@@ -9,6 +9,7 @@ import shutil
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ EMBEDDED_SHA256 = {
 TRAIN_SLICE = slice(0, 8000)  # digits 0-7999 train
 HELDOUT_SLICE = slice(8000, 10000)  # digits 8000-9999 are held out for evaluation
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 class DataError(Exception):

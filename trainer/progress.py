@@ -112,7 +112,7 @@ class Progress:
             self.bar.set_postfix(shown, refresh=False)
         else:
             text = " ".join(f"{k}={v}" for k, v in shown.items())
-            logger.info("step %d/%d epoch %d %s", record["step"], self.total, record["epoch"], text)
+            logger.info("step %d/%d epoch %.2f %s", record["step"], self.total, record["epoch"], text)
 
     def close(self) -> None:
         self.bar.close()

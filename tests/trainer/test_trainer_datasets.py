@@ -13,7 +13,7 @@ from PIL import Image
 
 from trainer import imaging, mnist
 from trainer.config import UsageError
-from trainer.datasets import ResumableSampler, load_dataset
+from trainer.datasets import ImageArrayDataset, ResumableSampler, load_dataset
 
 SPEC_KEYS = {
     "channels",
@@ -187,7 +187,7 @@ def test_gaussian_blur_of_an_impulse_is_the_sampled_kernel() -> None:
 
 def test_data_order_is_a_function_of_seed_and_epoch() -> None:
     def order(seed: int, epoch: int, start: int = 0, rank: int = 0, world: int = 1) -> list[int]:
-        sampler = ResumableSampler(20, seed, rank, world)
+        sampler = ResumableSampler(ImageArrayDataset(np.zeros((20, 1, 2, 2), np.uint8)), seed, rank, world)
         sampler.set_position(epoch, start)
         return list(sampler)
 
