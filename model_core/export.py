@@ -7,9 +7,9 @@ Runtime against PyTorch on batches of 2 and 7 (timm's principle). The rewrites:
 - batch norm is folded into the weights and bias of the conv or linear layer before it (the
   exporter leaves BN after ConvTranspose and after a Linear unfolded, which blocks Conv/Gemm+ReLU
   fusion in ONNX Runtime);
-- each stride-2 transposed convolution of the decoder becomes small per-phase convolutions whose
-  outputs DepthToSpace interleaves (``decoder_variant``), which ONNX Runtime runs faster than its
-  ConvTranspose kernel (bench/runtime.py measures it).
+- on paper64-sized decoders, each stride-2 transposed convolution becomes four small per-phase
+  convolutions whose outputs DepthToSpace interleaves (``decoder_variant``), which ONNX Runtime
+  runs faster than its ConvTranspose kernel there (bench/runtime.py measures it).
 
 The measured parity, the variant and the recommended ONNX Runtime session options go into the
 manifest (docs/bundle.md), so the service needs neither torch nor this module.
@@ -47,9 +47,24 @@ OPSET = 18
 CHECKPOINT_FORMAT = 1  # the trainer's checkpoint "format_version" this module reads
 DecoderVariant = Literal["phase4", "phase1", "convtranspose"]
 Exporter = Literal["torchscript", "dynamo"]
-DEFAULT_DECODER_VARIANT: DecoderVariant = "phase4"
 # Measured by bench/runtime.py on a 2-core CPU; the service reads them from manifest.export.
-RECOMMENDED_SESSION = {"graph_optimization_level": "ORT_ENABLE_ALL", "intra_op_num_threads": 0}
+# Keys as service/runtime.py reads them; intra_op_num_threads 0 means onnxruntime's default.
+RECOMMENDED_SESSION: dict[str, Any] = {
+    "graph_optimization_level": "ORT_ENABLE_ALL",
+    "intra_op_num_threads": 1,
+    "inter_op_num_threads": 1,
+    "execution_mode": "ORT_SEQUENTIAL",
+    "allow_spinning": False,  # spinning pool threads steal the CPU from everything else on 2 cores
+}
+
+
+def default_decoder_variant(cfg: ModelConfig) -> DecoderVariant:
+    """The upsampling bench/runtime.py measured fastest in onnxruntime (1 thread, n=16, 2-core CPU).
+
+    Per-phase convolutions beat ConvTranspose on the paper64 decoder (~5-10 %) but not on the
+    narrower mnist32 one (~15 % slower there), so the choice follows the decoder's size.
+    """
+    return "phase4" if cfg.image_size >= 64 else "convtranspose"
 
 
 class ExportError(Exception):
@@ -244,9 +259,10 @@ class NetworkSpec:
     signature: bundle.Signature
 
 
-def network_specs(model: VAEGAN, decoder_variant: DecoderVariant = DEFAULT_DECODER_VARIANT) -> list[NetworkSpec]:
+def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) -> list[NetworkSpec]:
     """The three files of a bundle, built from an eval-mode model."""
     cfg = model.config
+    decoder_variant = decoder_variant or default_decoder_variant(cfg)
     image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
     sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features)
     return [
@@ -326,7 +342,10 @@ def ort_session(model: bytes | str, options: dict[str, Any] | None = None) -> An
     opts = {**RECOMMENDED_SESSION, **(options or {})}
     so = ort.SessionOptions()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, str(opts["graph_optimization_level"]))
+    so.execution_mode = getattr(ort.ExecutionMode, str(opts["execution_mode"]))
     so.intra_op_num_threads = int(opts["intra_op_num_threads"])
+    so.inter_op_num_threads = int(opts["inter_op_num_threads"])
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts["allow_spinning"] else "0")
     so.log_severity_level = 3
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
@@ -381,7 +400,7 @@ def parity_inputs(cfg: ModelConfig, heldout: np.ndarray | None, seed: int = 0) -
 def export_files(
     model: VAEGAN,
     heldout: np.ndarray | None = None,
-    decoder_variant: DecoderVariant = DEFAULT_DECODER_VARIANT,
+    decoder_variant: DecoderVariant | None = None,
     exporter: Exporter = "torchscript",
 ) -> tuple[dict[str, bytes], dict[str, float], dict[str, bundle.Signature]]:
     """Export and verify the three networks: (file -> bytes, file -> parity, file -> signature)."""
@@ -414,7 +433,7 @@ def export_bundle(
     version: str | None = None,
     heldout: np.ndarray | None = None,
     update_latest: bool = True,
-    decoder_variant: DecoderVariant = DEFAULT_DECODER_VARIANT,
+    decoder_variant: DecoderVariant | None = None,
     exporter: Exporter = "torchscript",
 ) -> Path:
     """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder."""
@@ -423,6 +442,7 @@ def export_bundle(
         bundle.validate_name(version, "version")
     cfg = model.config
     start = time.perf_counter()
+    decoder_variant = decoder_variant or default_decoder_variant(cfg)
     contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
     seconds = time.perf_counter() - start
     version = version or bundle.default_version(contents)

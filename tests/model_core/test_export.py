@@ -85,7 +85,7 @@ def test_round_trip_matches_pytorch(tmp_path: Path) -> None:
     m = loaded.manifest
     assert set(m.parity) == set(bundle.NETWORK_FILES)
     assert all(0 <= err <= export.PARITY_TOLERANCE for err in m.parity.values())
-    assert m.export["decoder_variant"] == export.DEFAULT_DECODER_VARIANT
+    assert m.export["decoder_variant"] == export.default_decoder_variant(TINY) == "convtranspose"
     assert m.export["ort_session"] == export.RECOMMENDED_SESSION
     assert (m.latent_dim, m.image.channels, m.metrics) == (4, 1, {"fd": 1.5})
 
