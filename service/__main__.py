@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -65,8 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         lifespan="on",
         server_header=False,
     )
+    # uvicorn re-raises the signal that stopped it once shutdown is complete; answering it with a
+    # no-op makes a graceful stop exit 0 (uvicorn's own handlers are in place while it serves).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
     Server(config, app.state.models, settings.shutdown_delay_s).run()
     return 0
+
+
+def _stopped(sig: int, frame: FrameType | None) -> None:
+    """The re-raised stop signal after a graceful shutdown: nothing left to do."""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""End to end: a real ``vaegan-serve`` process scraped by a real Prometheus.
+
+Prometheus (Debian package ``prometheus``) scrapes /metrics every second; its HTTP API must then
+report the target up and return ``vaegan_requests_total``. The server is stopped with SIGTERM and
+must exit 0 (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import export_mnist32
+
+pytestmark = pytest.mark.slow
+PROMETHEUS = shutil.which("prometheus")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def poll(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Call ``check`` until it returns something truthy (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``vaegan-serve`` on a free port, serving a freshly exported bundle; stopped with SIGTERM."""
+    models = tmp_path / "models"
+    export_mnist32(models, "e2e", seed=0)
+    port = free_port()
+    env = {**os.environ, "VAEGAN_MODELS_DIR": str(models), "VAEGAN_MODEL_NAME": "mnist", "VAEGAN_LOG_LEVEL": "warning"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # this checkout's code
+    command = [str(Path(sys.executable).with_name("vaegan-serve")), "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        poll(lambda: get_json(f"{base}/readyz")["status"] == "ready", 60, "vaegan-serve to be ready")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        output = process.stdout.read() if process.stdout else ""
+        assert code == 0, f"vaegan-serve exited {code} after SIGTERM:\n{output[-3000:]}"
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, server: str) -> Iterator[str]:
+    """A Prometheus scraping ``server`` every second; yields its base URL."""
+    if PROMETHEUS is None:
+        pytest.skip("prometheus is not installed (apt-get install prometheus; .ci/run does it)")
+    target = urllib.parse.urlsplit(server).netloc
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        f"scrape_configs:\n  - job_name: vaegan\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+    port = free_port()
+    command = [
+        PROMETHEUS,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_prometheus_scrapes_the_service(server: str, prometheus: str) -> None:
+    for query in ("n=4&seed=1", "n=1"):
+        with urllib.request.urlopen(f"{server}/sample?{query}", timeout=10) as response:
+            assert response.status == 200 and response.headers["Content-Type"] == "image/png"
+
+    def target_up() -> bool:
+        targets = get_json(f"{prometheus}/api/v1/targets")["data"]["activeTargets"]
+        return any(t["labels"]["job"] == "vaegan" and t["health"] == "up" for t in targets)
+
+    poll(target_up, 60, "Prometheus to report the vaegan target up")
+
+    def series(query: str) -> list[dict[str, Any]]:
+        url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        body = get_json(url)
+        assert body["status"] == "success"
+        return body["data"]["result"]
+
+    found = poll(lambda: series('vaegan_requests_total{route="/sample",status="200"}'), 30, "vaegan_requests_total")
+    assert float(found[0]["value"][1]) >= 2
+    assert poll(lambda: series('up{job="vaegan"} == 1'), 30, "up == 1")
+    info = poll(lambda: series("vaegan_model_info"), 30, "vaegan_model_info")
+    assert info[0]["metric"]["version"] == "e2e"
