@@ -90,6 +90,7 @@ class ObjectiveConfig:
     equilibrium: bool = False  # skip Dec or Dis updates when Dis is too weak or too strong (authors' code)
     equilibrium_point: float = 0.68  # the discriminator BCE the balance rule aims at (authors' code)
     equilibrium_margin: float = 0.35
+    pixel_sigma: float = 1.0  # mode "vae": std of the pixel Gaussian p(x|z) on [-1, 1] pixels (paper: 1)
 
     def __post_init__(self) -> None:
         if self.mode not in ("vaegan", "vae"):
@@ -98,6 +99,8 @@ class ObjectiveConfig:
             raise ValueError(f"gan_inputs must be 'three' or 'two', got {self.gan_inputs!r}")
         if self.generator_loss not in ("minimax", "nonsaturating"):
             raise ValueError(f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}")
+        if not self.pixel_sigma > 0:
+            raise ValueError(f"pixel_sigma must be > 0, got {self.pixel_sigma}")
         if not self.gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
 

@@ -28,9 +28,13 @@ def feature_llike(real_features: torch.Tensor, recon_features: torch.Tensor) -> 
     return 0.5 * (real_features - recon_features).pow(2).sum(dim=1).mean()
 
 
-def pixel_llike(x: torch.Tensor, x_tilde: torch.Tensor) -> torch.Tensor:
-    """L_llike^{pixel} = -E_q[log N(x | x_tilde, I)] up to a constant: the plain VAE of Eq. 1-2."""
-    return 0.5 * (x - x_tilde).pow(2).flatten(1).sum(dim=1).mean()
+def pixel_llike(x: torch.Tensor, x_tilde: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """L_llike^{pixel} = -E_q[log N(x | x_tilde, sigma^2 I)] up to a constant: the plain VAE of Eq. 1-2.
+
+    sigma = 1 is the paper's unit-variance Gaussian; a smaller sigma weighs the pixels more
+    against the KL term (sharper reconstructions, a posterior further from the prior).
+    """
+    return 0.5 * (x - x_tilde).pow(2).flatten(1).sum(dim=1).mean() / sigma**2
 
 
 def gan_discriminator_loss(real_logits: torch.Tensor, *fake_logits: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ parameter changes while a later backward still needs it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,33 @@ def rmsprop(params: Any, lr: float = 3e-4) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-8, weight_decay=1e-5)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Replace the running statistics of every batch norm in ``module`` by their exact average over ``batches``.
+
+    Training leaves an exponential average of the last few batches' statistics, gathered while
+    the weights moved and, in the decoder of Algorithm 1, over mixed batches of Dec(z) and
+    Dec(z_p). Eval mode (and the exported ONNX graph) normalises with these numbers, so a GAN
+    decoder that leans on batch statistics can draw very different images there. Running the
+    frozen module over ``batches`` of the inputs it will serve (e.g. z_p ~ N(0, I) for sampling)
+    with a cumulative average (momentum None) makes eval mode match batch statistics of such
+    inputs. This changes no weight. Returns the number of batch norms recalibrated.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    was_training = module.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+    module.train()
+    for batch in batches:
+        module(batch)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    module.train(was_training)
+    return len(norms)
+
+
 @dataclass
 class StepLosses:
     """Each network's objective plus the terms they are made of (scalars, still on the graph)."""
@@ -75,7 +103,7 @@ def compute_losses(
 
     if objective.mode == "vae":
         x_tilde = decoder(z)  # (B, C, H, W)
-        llike = losses.pixel_llike(x, x_tilde)
+        llike = losses.pixel_llike(x, x_tilde, objective.pixel_sigma)
         logs = {"kl": kl.detach(), "llike": llike.detach()}
         return StepLosses(enc=kl + llike, dec=llike, dis=None, logs=logs)
 
