@@ -12,7 +12,9 @@ rounds are compared. Candidates:
   thread spinning, graph optimisation level.
 
 Every other session uses the options the export recommends (model_core.export.RECOMMENDED_SESSION,
-recorded in manifest.export and used by the service); eager PyTorch runs with --threads threads.
+recorded in manifest.export and used by the service) except that, like eager PyTorch, it runs
+--threads intra-op threads: the keys compare the runtimes, not thread counts. On a CPU shared
+with other busy processes, compare with --threads 1: a 2-thread run there is slowed many times.
 
 Keys (last line, one JSON object): ``ort_over_eager_{decode,encode}_{paper64,mnist32}`` = eager
 time / time of what the export ships (its default variant and recommended session options) at
@@ -23,13 +25,14 @@ on what was learned. Run: ``python -m bench.runtime [--quick] [--out bench/resul
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +48,10 @@ from model_core.vaegan import VAEGAN
 BATCHES = (1, 16, 64)
 KEY_BATCH = 16
 DECODER_VARIANTS: tuple[export.DecoderVariant, ...] = ("convtranspose", "phase1", "phase4")
-SESSION_SWEEP = {  # name -> changes to the recommended session options (intra threads None: --threads)
+SESSION_SWEEP: dict[
+    str, dict[str, Any]
+] = {  # name -> changes to the recommended session options (intra threads None: --threads)
     "1 thread": {"intra_op_num_threads": 1},
-    "threads": {"intra_op_num_threads": None},
     "threads+spin": {"intra_op_num_threads": None, "allow_spinning": True},
     "EXTENDED": {"graph_optimization_level": "ORT_ENABLE_EXTENDED"},
     "BASIC": {"graph_optimization_level": "ORT_ENABLE_BASIC"},
@@ -82,6 +86,10 @@ def session(data: bytes, changes: dict[str, Any], threads: int) -> ort.Inference
     return export.ort_session(data, opts)
 
 
+def run_session(sess: ort.InferenceSession, input_name: str, x: np.ndarray) -> Any:
+    return sess.run(None, {input_name: x})
+
+
 def candidates(
     model: VAEGAN, net: str, threads: int, sweep: bool
 ) -> dict[str, tuple[Callable[[np.ndarray], Any], float]]:
@@ -93,7 +101,7 @@ def candidates(
         graphs: dict[str, nn.Module] = {"plain": model.decoder}
         graphs |= {v: export.InferenceDecoder(model.decoder, v) for v in DECODER_VARIANTS}
         names: tuple[tuple[str, ...], tuple[str, ...]] = (("z",), ("image",))
-        shipped = export.default_decoder_variant(cfg)
+        shipped: str = export.default_decoder_variant(cfg)
     else:
         example = torch.rand(7, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
         eager_module = model.encoder
@@ -113,13 +121,13 @@ def candidates(
     for name, module in graphs.items():
         with torch.no_grad():
             data = export.to_onnx(module, example[:2], *names)
-        variants: dict[str, dict[str, Any]] = {name: {}}
+        variants: dict[str, dict[str, Any]] = {name: {"intra_op_num_threads": None}}  # as many threads as eager
         if name == shipped and sweep:
             variants |= {f"{name}[{k}]": v for k, v in SESSION_SWEEP.items()}
         for label, changes in variants.items():
             sess = session(data, changes, threads)
             err = float(np.max(np.abs(sess.run([names[1][0]], {names[0][0]: example.numpy()})[0] - reference.numpy())))
-            out[label] = (lambda x, s=sess, i=names[0][0]: s.run(None, {i: x}), err)
+            out[label] = (functools.partial(run_session, sess, names[0][0]), err)
     return out
 
 
@@ -131,7 +139,7 @@ def calibrate(fn: Callable[[], Any], min_seconds: float) -> int:
     return max(1, int(min_seconds / once))
 
 
-def measure(runs: dict[str, Callable[[], Any]], rounds: int, min_seconds: float, budget: float) -> dict[str, float]:
+def measure(runs: Mapping[str, Callable[[], Any]], rounds: int, min_seconds: float, budget: float) -> dict[str, float]:
     """Median seconds per call of each candidate over interleaved rounds (the order rotates each round).
 
     Fewer rounds (at least one) when a round would not fit ``budget`` seconds: a loaded machine
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     else rng.uniform(-1, 1, shape).astype(np.float32)
                 )
                 chosen = {k: v for k, v in cands.items() if n == KEY_BATCH or "[" not in k}
-                runs = {k: (lambda f=f, x=x: f(x)) for k, (f, _) in chosen.items()}
+                runs = {k: functools.partial(f, x) for k, (f, _) in chosen.items()}
                 medians = measure(runs, rounds, min_seconds, budget)
                 results[f"{net}_{preset}"]["ms"][n] = {k: round(v * 1e3, 3) for k, v in medians.items()}
                 ratios = {k: medians["eager"] / v for k, v in medians.items() if k != "eager"}
