@@ -242,6 +242,22 @@ def test_body_limit_by_content_length_and_while_streaming(make_client) -> None:
         assert_error(
             c.post("/reconstruct", content=chunks(), headers={"Content-Type": "image/bmp"}), 413, "payload_too_large"
         )
+        boundary = "vaegan-test-boundary"
+        multipart = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bmp"\r\n'
+                f"Content-Type: image/bmp\r\n\r\n"
+            ).encode()
+            + big
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+
+        def multipart_chunks():
+            for i in range(0, len(multipart), 1000):
+                yield multipart[i : i + 1000]
+
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        assert_error(c.post("/reconstruct", content=multipart_chunks(), headers=headers), 413, "payload_too_large")
         assert c.post("/reconstruct", content=image_bytes(), headers={"Content-Type": "image/png"}).status_code == 200
 
 

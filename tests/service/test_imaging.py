@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from model_core.bundle import Preprocessing
@@ -99,3 +101,17 @@ def test_check_preprocessing() -> None:
     assert imaging.check_preprocessing(Preprocessing(**MNIST32_PREPROCESSING)) is None
     broken = Preprocessing(**{**MNIST32_PREPROCESSING, "pad": [0, 0, 0, 0]})
     assert "does not give 32x32" in (imaging.check_preprocessing(broken) or "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(max_size=2048),
+    prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"RIFF\0\0\0\0WEBPVP8 "]),
+)
+def test_arbitrary_bytes_only_fail_as_client_errors(data: bytes, prefix: bytes) -> None:
+    """Whatever arrives, decoding either succeeds or says 400/413: never another exception."""
+    try:
+        x = imaging.load_input(prefix + data, Preprocessing(**MNIST32_PREPROCESSING), max_pixels=4096 * 4096)
+    except (BadImage, PayloadTooLarge):
+        return
+    assert x.shape == (1, 32, 32) and np.isfinite(x).all()
