@@ -40,7 +40,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     log_every: int = 50  # steps between metrics.jsonl lines
     data_dir: Path = Path("data")  # where mnist / fashion-mnist IDX files are downloaded
-    num_workers: int = 2  # DataLoader worker processes (0: load in the training process)
+    num_workers: int | None = None  # DataLoader workers (None: 4 on CUDA, 0 on CPU; decoding: all cores)
     eval_images: int | None = None  # held-out images evaluated at the end (None: all, up to 10,000)
     export_to: Path | None = None  # models dir: export a bundle after the final checkpoint
     name: str | None = None  # bundle name under export_to

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ def prepare_out(out: Path, fresh: bool) -> None:
 
 def load_data(cfg: TrainConfig, model_config: ModelConfig, processes: distributed.Processes) -> ImageData:
     """Every rank loads the dataset; rank 0 first, so only it downloads."""
-    workers = cfg.num_workers if cfg.num_workers is not None else 0
+    workers = cfg.num_workers if cfg.num_workers is not None else (os.cpu_count() or 1)  # decoding files
 
     def load() -> ImageData:
         return load_dataset(cfg.dataset, model_config.channels, model_config.image_size, cfg.data_dir, workers)

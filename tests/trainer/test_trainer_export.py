@@ -11,6 +11,7 @@ from tiny_runs import tiny_args
 from trainer.cli import main
 
 
+@pytest.mark.slow
 def test_export_to_writes_a_bundle_after_training(tmp_path: Path) -> None:
     pytest.importorskip("model_core.export", reason="model_core.export has not landed in this checkout")
     models = tmp_path / "models"
