@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,6 +39,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await manager.stop()
 
 
+def document_limits(app: FastAPI, settings: Settings) -> None:
+    """Write the settings' limits into the OpenAPI schema, so clients (and fuzzers) see the real bounds."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()  # built once and cached by FastAPI; patching again is harmless
+        for parameter in schema["paths"]["/sample"]["get"]["parameters"]:
+            if parameter["name"] == "n":
+                parameter["schema"]["maximum"] = settings.max_samples
+        decode = schema["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        decode["properties"]["z"]["maxItems"] = min(settings.max_samples, decode["properties"]["z"]["maxItems"])
+        runtime = app.state.models.current
+        if runtime is not None:  # the latent width of the model serving now (it may change on reload)
+            ends = schema["paths"]["/interpolate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            for row in (decode["properties"]["z"]["items"], ends["properties"]["a"], ends["properties"]["b"]):
+                row["minItems"] = row["maxItems"] = runtime.manifest.latent_dim
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app for ``settings`` (default: the environment); nothing is loaded until its lifespan runs."""
     settings = settings or get_settings()
@@ -50,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    document_limits(app, settings)
 
     # Outermost last: metrics see every answer, the body limit applies before any route reads.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)

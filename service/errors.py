@@ -79,7 +79,13 @@ _DESCRIPTIONS = {
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error statuses a route can answer."""
-    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        documented[status] = {"model": ErrorBody, "description": _DESCRIPTIONS[status]}
+        if status == 503:
+            retry = {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+            documented[status]["headers"] = {"Retry-After": retry}
+    return documented
 
 
 def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:

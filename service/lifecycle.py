@@ -50,6 +50,7 @@ class ModelManager:
 
     async def start(self) -> None:
         """Load the configured model (failure leaves the service up but not ready), then watch."""
+        self.current, self.draining, self._refused = None, False, None  # a lifespan may run again
         self._executor = ThreadPoolExecutor(self.settings.inference_threads, thread_name_prefix="vaegan-ort")
         await self.refresh()
         if self.settings.reload_interval_s > 0:
@@ -73,6 +74,7 @@ class ModelManager:
         await asyncio.gather(*self._closing, return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self.current, self._executor, self._watcher = None, None, None
 
     def _resolve(self) -> Path:
         return resolve(self.settings.models_dir, self.settings.model_name, self.settings.model_version)

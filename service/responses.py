@@ -19,7 +19,7 @@ from service.settings import Settings
 from service.uploads import MULTIPART
 
 MAX_NROW = 64
-MAX_SCALE = 16
+MAX_SCALE = 8
 
 
 @dataclass(frozen=True)

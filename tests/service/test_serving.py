@@ -217,6 +217,10 @@ def test_every_error_status_is_documented(client: TestClient) -> None:
             ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
             assert ref.endswith("/ErrorBody"), (path, status, ref)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+    n = next(p for p in schema["paths"]["/sample"]["get"]["parameters"] if p["name"] == "n")
+    assert n["schema"]["maximum"] == 64  # VAEGAN_MAX_SAMPLES, written into the schema
+    decode = schema["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert decode["properties"]["z"]["items"]["minItems"] == decode["properties"]["z"]["items"]["maxItems"] == 32
     assert "image/png" in schema["paths"]["/sample"]["get"]["responses"]["200"]["content"]
 
 
