@@ -67,7 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics(max_batch=settings.max_batch)
     app.state.models = ModelManager(settings, app.state.metrics)
-    app.dependency_overrides[get_settings] = lambda: settings
 
     install_error_handlers(app)
     for router in ROUTERS:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from service import rendering
 from service.errors import error_responses
 from service.metrics import Metrics
+from service.middleware import route_label
 from service.runtime import ModelRuntime
 from service.schemas import ImagesOut
 from service.settings import Settings
@@ -28,7 +29,7 @@ class OutputOptions:
     scale: int
 
 
-def output_options(
+async def output_options(
     nrow: Annotated[int, Query(ge=1, le=MAX_NROW, description="images per grid row (PNG output)")] = 8,
     scale: Annotated[int, Query(ge=1, le=MAX_SCALE, description="integer enlargement, nearest neighbour")] = 1,
 ) -> OutputOptions:
@@ -63,7 +64,7 @@ async def image_response(
     """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json."""
     as_json = rendering.wants_json(request.headers.get("accept"))
     encoded = await run_in_threadpool(_encode, images, runtime.manifest.preprocessing.value_range, options, as_json)
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    route = route_label(request.scope)  # never request.url: a query that is not UTF-8 must not fail here
     metrics.images.labels(route).inc(len(images))
     headers = {"X-Model-Version": runtime.version}
     if seed is not None:
