@@ -122,7 +122,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, request.scope.get("path"))  # not .url: may not decode
     return error_response(500, "internal_error", "internal server error")
 
 

@@ -52,8 +52,10 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise PayloadTooLarge(f"the body exceeds the limit of {self.max_bytes} bytes")
+                if received > self.max_bytes:  # close after the 413, or the server would drain the rest
+                    raise PayloadTooLarge(
+                        f"the body exceeds the limit of {self.max_bytes} bytes", {"Connection": "close"}
+                    )
             return message
 
         await self.app(scope, limited_receive, send)

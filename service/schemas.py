@@ -10,7 +10,8 @@ MAX_LATENT_ROWS = 1024  # parse-time bound; the route applies VAEGAN_MAX_SAMPLES
 MAX_LATENT_WIDTH = 4096
 LATENT_BOUND = 1e3  # |z| beyond this is no latent of a N(0, I) prior: refused, not decoded
 
-Latent = Annotated[float, Field(allow_inf_nan=False, ge=-LATENT_BOUND, le=LATENT_BOUND)]
+# strict: a JSON number only (true, "1" are refused, as the schema says), integers included.
+Latent = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-LATENT_BOUND, le=LATENT_BOUND)]
 LatentRow = Annotated[list[Latent], Field(min_length=1, max_length=MAX_LATENT_WIDTH)]
 
 
