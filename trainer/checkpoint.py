@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,10 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
     """Write to a temp file beside ``path``, fsync, then rename over it: never half a checkpoint."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:  # a read-only or full folder fails here already
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise TrainingError(f"cannot write checkpoint {path}: {exc}; the previous one is intact") from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -85,6 +89,12 @@ def load(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
+        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))  # weights_only met a function or a foreign class
+        if refused:
+            raise UsageError(
+                f"--resume {path}: refused: the file holds pickled Python objects ({refused.group(1)}) that a "
+                "vaegan checkpoint never contains; loading them could run code, so it is not loaded"
+            ) from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--resume {path}: not a readable checkpoint ({first_line})") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
