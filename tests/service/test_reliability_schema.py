@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
@@ -48,6 +49,7 @@ schema = schemathesis.openapi.from_dict(documented_schema())
 def served_app(bundles: Path) -> Iterator[FastAPI]:
     """An app serving the v1 bundle; schemathesis starts its lifespan on the first call."""
     yield create_app(settings_for(bundles))
+    asgi.shutdown_lifespans()  # else it serves (threads, sessions) until the test process exits
     print(f"\nschemathesis: {sum(ANSWERED.values())} cases; statuses {dict(sorted(ANSWERED.items()))}")
 
 
