@@ -37,6 +37,7 @@ from torch import nn
 from model_core import bundle
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.networks import Decoder, Discriminator, Encoder
+from model_core.serialization import CheckpointReadError, load_weights_only
 from model_core.vaegan import VAEGAN
 
 log = logging.getLogger(__name__)
@@ -517,10 +518,9 @@ def load_checkpoint(path: Path) -> tuple[VAEGAN, dict[str, Any]]:
     if not path.is_file():
         raise ExportError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors alike
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ExportError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {first})") from None
+        ckpt = load_weights_only(path)
+    except CheckpointReadError as exc:
+        raise ExportError(f"{path}: {exc}") from None
     if not isinstance(ckpt, dict):
         raise ExportError(f"{path}: not a trainer checkpoint (a {type(ckpt).__name__}, not a dict)")
     if ckpt.get("format_version") != CHECKPOINT_FORMAT:

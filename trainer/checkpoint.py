@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from model_core.serialization import CheckpointReadError, load_weights_only
 from trainer.config import TrainingError, UsageError
 
 FORMAT_VERSION = 1
@@ -87,16 +87,9 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UsageError(f"--resume {path}: no such file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))  # weights_only met a function or a foreign class
-        if refused:
-            raise UsageError(
-                f"--resume {path}: refused: the file holds pickled Python objects ({refused.group(1)}) that a "
-                "vaegan checkpoint never contains; loading them could run code, so it is not loaded"
-            ) from None
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--resume {path}: not a readable checkpoint ({first_line})") from exc
+        checkpoint = load_weights_only(path)
+    except CheckpointReadError as exc:
+        raise UsageError(f"--resume {path}: {exc}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"--resume {path}: not a vaegan checkpoint of format version {FORMAT_VERSION}")
     return checkpoint

@@ -99,7 +99,8 @@ def test_export_refuses_foreign_pickles(tmp_path: Path, capsys: pytest.CaptureFi
     models = tmp_path / "models"
     assert export.main([str(path), "--models-dir", str(models), "--name", "mnist"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith(f"vaegan-export: error: {path}: not a readable checkpoint (UnpicklingError")
+    assert err[-1].startswith(f"vaegan-export: error: {path}: refused: the file holds pickled Python objects")
+    assert "could run code" in err[-1] and "\x1b[" not in err[-1]
     assert not marker.exists() and not (models / "mnist").exists()
 
 
