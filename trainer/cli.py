@@ -90,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="three: x, Dec(z), Dec(z_p) (paper); two: x, Dec(z_p) (authors' code)",
     )
     p.add_argument("--generator-loss", default="minimax", choices=["minimax", "nonsaturating"])
+    p.add_argument(
+        "--pixel-sigma",
+        type=positive_float,
+        default=1.0,
+        help="--mode vae: std of the pixel Gaussian p(x|z) on [-1, 1] pixels (paper: 1.0)",
+    )
+    p.add_argument(
+        "--recalibrate-bn",
+        type=non_negative_int,
+        default=50,
+        metavar="N",
+        help="after training, average the decoder's BN statistics exactly over N batches of prior "
+        "latents, so eval mode and the export sample like batch statistics (default 50; 0: keep the running ones)",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--amp", action="store_true", help="CUDA: bf16 autocast, or fp16 with a GradScaler")
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -139,6 +153,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         equilibrium=a.equilibrium,
         gan_inputs=a.gan_inputs,
         generator_loss=a.generator_loss,
+        pixel_sigma=a.pixel_sigma,
+        recalibrate_bn=a.recalibrate_bn,
         device=a.device,
         amp=a.amp,
         seed=a.seed,

@@ -33,6 +33,8 @@ class TrainConfig:
     equilibrium: bool = False  # the authors' Dec/Dis balance rule
     gan_inputs: str = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p)
     generator_loss: str = "minimax"  # "minimax" (Algorithm 1) or "nonsaturating"
+    pixel_sigma: float = 1.0  # mode "vae": std of the pixel Gaussian (the paper's unit Gaussian)
+    recalibrate_bn: int = 50  # batches of prior latents for the decoder's final BN statistics (0: off)
     device: str = "auto"  # auto picks CUDA when present
     amp: bool = False  # CUDA only: bf16 autocast where supported, else fp16 with a GradScaler
     seed: int = 0  # model init, the data order of every epoch and every z drawn
@@ -54,6 +56,7 @@ class TrainConfig:
             gan_inputs=self.gan_inputs,
             generator_loss=self.generator_loss,
             equilibrium=self.equilibrium,
+            pixel_sigma=self.pixel_sigma,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from model_core.config import PRESETS, ModelConfig
-from model_core.vaegan import VAEGAN, Optimizers, algorithm1_step
+from model_core.vaegan import VAEGAN, Optimizers, algorithm1_step, recalibrate_batchnorm
 from trainer import checkpoint, distributed, grids
 from trainer.config import TrainConfig, TrainingError, UsageError
 from trainer.datasets import ImageArrayDataset, ImageData, ResumableSampler, keep_batch, load_dataset
@@ -166,6 +166,8 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     # Finish: held-out evaluation, eval.json, the final checkpoint, then the bundle.
     if not distributed.replicas_agree({n: getattr(model, n) for n in NETWORKS}, processes):
         logger.warning("DDP: the processes' weights differ; the checkpoint holds rank 0's")
+    if cfg.recalibrate_bn > 0:
+        recalibrate_decoder(model, cfg.recalibrate_bn, cfg.batch_size, cfg.seed, device)
     if processes.is_main:
         eval_result = final_evaluation(model, heldout[: cfg.eval_images], position.step, cfg.out)
         save(eval_result)
@@ -174,6 +176,23 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
             export(cfg, ckpt_path)
     distributed.barrier(processes)
     return ckpt_path
+
+
+def recalibrate_decoder(model: VAEGAN, batches: int, batch_size: int, seed: int, device: torch.device) -> None:
+    """Set the decoder's BN statistics to their exact average over Dec(z_p), z_p ~ N(0, I) (seeded).
+
+    The running statistics training leaves mix Dec(z) and Dec(z_p) batches of moving weights; eval
+    mode and the exported graph would sample grey checkerboards from them (docs/benchmarks.md).
+    """
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed + 0x5EED)
+    latent = model.config.latent_dim
+    with torch.no_grad():
+        z_batches = (
+            torch.randn((max(batch_size, 2), latent), generator=generator, device=device) for _ in range(batches)
+        )
+        count = recalibrate_batchnorm(model.decoder, z_batches)
+    logger.info("decoder: %d batch norms recalibrated over %d batches of prior latents", count, batches)
 
 
 def final_evaluation(model: VAEGAN, heldout: torch.Tensor, step: int, out: Path) -> dict[str, Any]:

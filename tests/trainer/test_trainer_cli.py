@@ -51,6 +51,8 @@ def test_max_steps_alone_leaves_epochs_unbounded(tmp_path: Path) -> None:
         (["--lr", "nan"], "--lr: must be a positive number"),
         (["--gamma", "-1"], "--gamma: must be a number >= 0"),
         (["--checkpoint-every", "0"], "--checkpoint-every"),
+        (["--pixel-sigma", "0"], "--pixel-sigma: must be a positive number"),
+        (["--recalibrate-bn", "-1"], "--recalibrate-bn"),
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--dataset", "folder:/no/such/folder"], "is not a folder"),
         (["--dataset", "celeba"], "needs a path"),

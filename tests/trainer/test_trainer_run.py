@@ -166,3 +166,43 @@ def test_resume_from_a_file_that_is_no_checkpoint_is_refused(
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert main(tiny_args(tmp_path / "run", "--resume", str(tmp_path / "junk.pt"))) == 2
     assert "not a readable checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def decoder_bn_stats(path: Path) -> dict[str, torch.Tensor]:
+    """The decoder's BN running means and variances from a checkpoint."""
+    state = checkpoint.load(path)["models"]["decoder"]
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+def test_recalibrate_bn_sets_the_decoder_statistics_to_prior_batches(tmp_path: Path) -> None:
+    """--recalibrate-bn N replaces the running BN statistics by their exact average over Dec(z_p)."""
+    common = ("--max-steps", "2", "--log-every", "1")
+    assert main(tiny_args(tmp_path / "raw", *common, "--recalibrate-bn", "0")) == 0
+    assert main(tiny_args(tmp_path / "recal", *common, "--recalibrate-bn", "3")) == 0
+    raw, recal = (
+        decoder_bn_stats(tmp_path / "raw" / "checkpoint.pt"),
+        decoder_bn_stats(tmp_path / "recal" / "checkpoint.pt"),
+    )
+    assert raw.keys() == recal.keys() and len(raw) == 8  # fc BN1d + three BN2d, mean and var each
+    assert any(not torch.allclose(raw[k], recal[k]) for k in raw)
+
+    # Reference: the same decoder weights, statistics averaged over three batches of prior latents.
+    ckpt = checkpoint.load(tmp_path / "recal" / "checkpoint.pt")
+    model = VAEGAN(ModelConfig.from_dict(ckpt["model_config"]))
+    model.decoder.load_state_dict(ckpt["models"]["decoder"])
+    generator = torch.Generator().manual_seed(3 + 0x5EED)  # the run's seed, as trainer.loop draws them
+    norm = model.decoder.fc[1]
+    z = [torch.randn((4, 32), generator=generator) for _ in range(3)]
+    norm.reset_running_stats()
+    norm.momentum = None
+    model.decoder.train()
+    with torch.no_grad():
+        for batch in z:
+            model.decoder(batch)
+    assert torch.allclose(norm.running_mean, recal["fc.1.running_mean"], atol=1e-6)
+    assert torch.allclose(norm.running_var, recal["fc.1.running_var"], atol=1e-6)
+
+
+def test_pixel_sigma_reaches_the_objective(tmp_path: Path) -> None:
+    assert main(tiny_args(tmp_path, "--mode", "vae", "--pixel-sigma", "0.3", "--max-steps", "1")) == 0
+    assert checkpoint.load(tmp_path / "checkpoint.pt")["objective"]["pixel_sigma"] == 0.3
