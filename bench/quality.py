@@ -94,7 +94,7 @@ def train_argv(mode: str, seed: int, a: argparse.Namespace, out: Path) -> list[s
     ]  # fmt: skip
     if mode == "vaegan":
         argv += ["--gamma", str(a.gamma), "--generator-loss", a.generator_loss]
-    if a.recalibrate_bn and cli_has_flag("--recalibrate-bn"):
+    if cli_has_flag("--recalibrate-bn"):  # the trainer recalibrates (its default is on): say how much
         argv += ["--recalibrate-bn", str(a.recalibrate_bn)]
     return argv
 
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for mode in MODES:
                 t0 = time.perf_counter()
                 ckpt = train(mode, seed, a, work)
-                if a.recalibrate_bn:
+                if a.recalibrate_bn and not cli_has_flag("--recalibrate-bn"):
                     ckpt = recalibrate_checkpoint(ckpt, a.recalibrate_bn, seed)
                 bundle = export_checkpoint(ckpt, work / "models", f"{mode}-seed{seed}")
                 onnx = OnnxModel(bundle)
