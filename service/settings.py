@@ -6,6 +6,7 @@ a safe default, so an operator can tighten it without touching code.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,7 +41,9 @@ class Settings(BaseSettings):
     # low load and buys nothing at high load; raise it on a GPU, where bigger batches are cheaper).
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
     max_queue: int = Field(default=1024, ge=1)  # rows waiting per network; beyond it: 503 with Retry-After
-    batch_workers: int = Field(default=1, ge=1, le=16)  # batches of one network running at once
+    # Batches of one network running at once. Each ONNX Runtime call uses one thread (measured best,
+    # bench/runtime.py), so one worker per core, up to 4 (bench/serve.py: 1 worker left a core idle).
+    batch_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=16)
 
     # Request limits.
     max_samples: int = Field(default=64, ge=1, le=1024)  # n of /sample, rows of /decode
