@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from model_core.bundle import sha256_file
 
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 EMBEDDED_SHA256 = {
@@ -28,19 +29,11 @@ class DataError(Exception):
     """A dataset file is missing, corrupt or not what it claims to be."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str) -> None:
     """Raise DataError naming the file when its sha256 is not ``expected``."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise DataError(f"{path}: sha256 {actual} does not match the expected {expected}")
 
