@@ -37,7 +37,7 @@ from torch import nn
 from model_core import bundle
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.networks import Decoder, Discriminator, Encoder
-from model_core.serialization import CheckpointReadError, load_weights_only
+from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| accepted per file
 PARITY_BATCHES = (2, 7)  # batch >= 2 on purpose: batch 1 hides broken dynamic axes
 OPSET = 18
-CHECKPOINT_FORMAT = 1  # the trainer's checkpoint "format_version" this module reads
 DecoderVariant = Literal["phase4", "phase1", "convtranspose"]
 Exporter = Literal["torchscript", "dynamo"]
 # Measured by bench/runtime.py on a 2-core CPU; the service reads them from manifest.export.
@@ -515,18 +514,10 @@ def heldout_images(cfg: ModelConfig) -> np.ndarray | None:
 def load_checkpoint(path: Path) -> tuple[VAEGAN, dict[str, Any]]:
     """A trainer checkpoint as an eval-mode VAEGAN and its raw dict; ExportError when it is not one."""
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such checkpoint file")
     try:
-        ckpt = load_weights_only(path)
+        ckpt = read_checkpoint(path)
     except CheckpointReadError as exc:
         raise ExportError(f"{path}: {exc}") from None
-    if not isinstance(ckpt, dict):
-        raise ExportError(f"{path}: not a trainer checkpoint (a {type(ckpt).__name__}, not a dict)")
-    if ckpt.get("format_version") != CHECKPOINT_FORMAT:
-        raise ExportError(
-            f"{path}: checkpoint format_version {ckpt.get('format_version')!r}, this build reads {CHECKPOINT_FORMAT}"
-        )
     missing = [k for k in ("model_config", "models", "preprocessing") if k not in ckpt]
     if missing:
         raise ExportError(f"{path}: checkpoint lacks {', '.join(missing)}")

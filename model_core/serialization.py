@@ -1,4 +1,5 @@
-"""Reading checkpoints safely: ``torch.load(weights_only=True)`` with one-line reasons on refusal."""
+"""Trainer checkpoints: the format version, and reading them safely (``torch.load(weights_only=True)``)
+with one-line reasons on refusal. The trainer writes them, the trainer (--resume) and the export read them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+CHECKPOINT_FORMAT_VERSION = 1  # the "format_version" of the checkpoint dicts trainer/checkpoint.py writes
 
 
 class CheckpointReadError(Exception):
@@ -26,3 +29,18 @@ def load_weights_only(path: Path) -> Any:
             ) from None
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointReadError(f"not a readable checkpoint ({first_line})") from None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint dict of CHECKPOINT_FORMAT_VERSION; CheckpointReadError (one line) when it is not one."""
+    if not Path(path).is_file():
+        raise CheckpointReadError("no such checkpoint file")
+    checkpoint = load_weights_only(path)
+    if not isinstance(checkpoint, dict):
+        raise CheckpointReadError(f"not a vaegan checkpoint (a {type(checkpoint).__name__}, not a dict)")
+    if checkpoint.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise CheckpointReadError(
+            f"checkpoint format_version {checkpoint.get('format_version')!r}, "
+            f"this build reads {CHECKPOINT_FORMAT_VERSION}"
+        )
+    return checkpoint

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_core.serialization import CheckpointReadError, load_weights_only
+from model_core.serialization import CHECKPOINT_FORMAT_VERSION, CheckpointReadError, read_checkpoint
 from trainer.config import TrainingError, UsageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = CHECKPOINT_FORMAT_VERSION
 # Changing these would change what the saved weights or the data position mean.
 MUST_MATCH = ("preset", "dataset", "seed", "batch_size", "mode")
 
@@ -84,14 +84,10 @@ def _fsync_dir(folder: Path) -> None:
 
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint with weights_only=True; UsageError when it is missing or not ours."""
-    if not path.is_file():
-        raise UsageError(f"--resume {path}: no such file")
     try:
-        checkpoint = load_weights_only(path)
+        checkpoint = read_checkpoint(path)
     except CheckpointReadError as exc:
         raise UsageError(f"--resume {path}: {exc}") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format_version") != FORMAT_VERSION:
-        raise UsageError(f"--resume {path}: not a vaegan checkpoint of format version {FORMAT_VERSION}")
     return checkpoint
 
 
