@@ -72,6 +72,9 @@ class Training(_Frozen):
     gan_inputs: str | None = None
     generator_loss: str | None = None
     equilibrium: bool | None = None
+    recipe: str | None = None  # the vaegan-train recipe ("paper", "default") the options came from
+    options: dict[str, Any] | None = None  # every recipe option the run used (trainer/recipes.py)
+    sampling_decoder: Literal["last", "ema"] | None = None  # which decoder weights decoder.onnx holds
 
 
 class TensorSpec(_Frozen):

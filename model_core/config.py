@@ -91,6 +91,9 @@ class ObjectiveConfig:
     equilibrium_point: float = 0.68  # the discriminator BCE the balance rule aims at (authors' code)
     equilibrium_margin: float = 0.35
     pixel_sigma: float = 1.0  # mode "vae": std of the pixel Gaussian p(x|z) on [-1, 1] pixels (paper: 1)
+    # "joint": one Dis call on [x, Dec(z), Dec(z_p)] (the paper's batch); "separate": real and fake
+    # images in calls of their own, so Dis's batch norm never normalises a mixed batch (ganhacks).
+    dis_passes: str = "joint"
 
     def __post_init__(self) -> None:
         if self.mode not in ("vaegan", "vae"):
@@ -99,6 +102,8 @@ class ObjectiveConfig:
             raise ValueError(f"gan_inputs must be 'three' or 'two', got {self.gan_inputs!r}")
         if self.generator_loss not in ("minimax", "nonsaturating"):
             raise ValueError(f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}")
+        if self.dis_passes not in ("joint", "separate"):
+            raise ValueError(f"dis_passes must be 'joint' or 'separate', got {self.dis_passes!r}")
         if not self.pixel_sigma > 0:
             raise ValueError(f"pixel_sigma must be > 0, got {self.pixel_sigma}")
         if not self.gamma >= 0:

@@ -17,10 +17,8 @@ manifest (docs/bundle.md), so the service needs neither torch nor this module.
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,9 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_core import bundle
-from model_core.config import ModelConfig, ObjectiveConfig
+from model_core.config import ModelConfig
 from model_core.networks import Decoder, Discriminator, Encoder
-from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
 
 log = logging.getLogger(__name__)
@@ -479,95 +476,3 @@ def export_bundle(
     errs = ", ".join(f"{f} {e:.2g}" for f, e in parity.items())
     log.info("exported %s/%s in %.2f s: %s; parity (max abs) %s", name, version, seconds, sizes, errs)
     return path
-
-
-# Checkpoints written by the trainer.
-
-
-def _training_fields(ckpt: dict[str, Any], objective: ObjectiveConfig) -> dict[str, Any]:
-    """bundle.Training from a checkpoint's train_config, objective and step counters."""
-    train = dict(ckpt.get("train_config") or {})
-    return {
-        "epochs": int(ckpt.get("epoch", train.get("epochs", 0)) or 0),
-        "steps": int(ckpt.get("step", 0)),
-        "seed": int(train.get("seed", 0)),
-        "mode": objective.mode,
-        "gamma": objective.gamma,
-        "batch_size": train.get("batch_size"),
-        "lr": train.get("lr"),
-        "gan_inputs": objective.gan_inputs,
-        "generator_loss": objective.generator_loss,
-        "equilibrium": objective.equilibrium,
-    }
-
-
-def heldout_images(cfg: ModelConfig) -> np.ndarray | None:
-    """The embedded MNIST held-out digits (8000-9999) in model range when the model takes 1x32x32 images."""
-    if (cfg.channels, cfg.image_size) != (1, 32):
-        return None
-    from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist, to_model_range
-
-    images, _ = load_embedded_mnist()
-    return to_model_range(images[HELDOUT_SLICE][: sum(PARITY_BATCHES)], cfg.image_size)
-
-
-def load_checkpoint(path: Path) -> tuple[VAEGAN, dict[str, Any]]:
-    """A trainer checkpoint as an eval-mode VAEGAN and its raw dict; ExportError when it is not one."""
-    path = Path(path)
-    try:
-        ckpt = read_checkpoint(path)
-    except CheckpointReadError as exc:
-        raise ExportError(f"{path}: {exc}") from None
-    missing = [k for k in ("model_config", "models", "preprocessing") if k not in ckpt]
-    if missing:
-        raise ExportError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    try:
-        model = VAEGAN(ModelConfig.from_dict(ckpt["model_config"]), ObjectiveConfig(**(ckpt.get("objective") or {})))
-        for net in ("encoder", "decoder", "discriminator"):
-            getattr(model, net).load_state_dict(ckpt["models"][net])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"{path}: checkpoint does not match its model_config ({exc})") from None
-    return model.eval(), ckpt
-
-
-def export_checkpoint(checkpoint_path: Path, models_dir: Path, name: str, version: str | None = None) -> Path:
-    """Export a trainer checkpoint (trainer/checkpoints.py format 1) as a bundle; return its folder."""
-    model, ckpt = load_checkpoint(checkpoint_path)
-    evaluation = ckpt.get("eval") or {}
-    return export_bundle(
-        model,
-        models_dir,
-        name,
-        preset=str(ckpt.get("preset", "custom")),
-        dataset=str(ckpt.get("dataset", "unknown")),
-        preprocessing=dict(ckpt["preprocessing"]),
-        training=_training_fields(ckpt, model.objective),
-        metrics={k: float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
-        version=version,
-        heldout=heldout_images(model.config),
-    )
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="vaegan-export", description="Export a checkpoint as a verified ONNX bundle.")
-    p.add_argument("checkpoint", type=Path, help="runs/NAME/checkpoint.pt written by vaegan-train")
-    p.add_argument("--models-dir", type=Path, required=True, help="bundles go to DIR/NAME/VERSION")
-    p.add_argument("--name", required=True, help="model name (letters, digits, '.', '_', '-')")
-    p.add_argument("--version", default=None, help="default: UTC time + short content hash (sortable)")
-    return p.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        path = export_checkpoint(args.checkpoint, args.models_dir, args.name, args.version)
-    except (ExportError, bundle.BundleError) as exc:
-        sys.stderr.write(f"vaegan-export: error: {' '.join(str(exc).split())}\n")  # one line
-        return 2
-    log.info("published %s", path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

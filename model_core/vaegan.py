@@ -110,9 +110,15 @@ def compute_losses(
     assert discriminator is not None, "mode 'vaegan' needs a discriminator"
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
     fakes = decoder(torch.cat([z, z_p]))  # (2B, C, H, W): x_tilde then x_p, one decoder pass
-    logits, features = discriminator(torch.cat([x, fakes]))  # (3B,), (3B, F)
-    real_logits, recon_logits, prior_logits = logits.split(b)
-    real_features, recon_features, _ = features.split(b)
+    if objective.dis_passes == "separate":
+        x_tilde, x_p = fakes.split(b)
+        real_logits, real_features = discriminator(x)  # (B,), (B, F)
+        recon_logits, recon_features = discriminator(x_tilde)
+        prior_logits, _ = discriminator(x_p)
+    else:
+        logits, features = discriminator(torch.cat([x, fakes]))  # (3B,), (3B, F)
+        real_logits, recon_logits, prior_logits = logits.split(b)
+        real_features, recon_features, _ = features.split(b)
 
     llike = losses.feature_llike(real_features, recon_features)
     gan_fakes = (recon_logits, prior_logits) if objective.gan_inputs == "three" else (prior_logits,)
@@ -230,11 +236,12 @@ class VAEGAN(nn.Module):
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=device) * temperature
         return self.decoder(z)
 
-    def make_optimizers(self, lr: float = 3e-4) -> Optimizers:
+    def make_optimizers(self, lr: float = 3e-4, dis_lr_scale: float = 1.0) -> Optimizers:
+        """RMSProp per network; Dis may learn at ``dis_lr_scale`` times the rate (two time-scales)."""
         return Optimizers(
             enc=rmsprop(self.encoder.parameters(), lr),
             dec=rmsprop(self.decoder.parameters(), lr),
-            dis=rmsprop(self.discriminator.parameters(), lr),
+            dis=rmsprop(self.discriminator.parameters(), lr * dis_lr_scale),
         )
 
     def train_step(

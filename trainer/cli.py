@@ -16,14 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import torch
-
 from model_core.config import PRESETS
 from trainer.config import TrainConfig, TrainingError, UsageError
 from trainer.datasets import parse_dataset
 from trainer.distributed import launched_world_size
 from trainer.mnist import DataError
 from trainer.progress import TqdmLoggingHandler
+from trainer.recipes import RECIPE_OPTIONS, RECIPES, recipe_options
 
 PROG = "vaegan-train"
 DEFAULT_EPOCHS = 10  # when neither --epochs nor --max-steps is given
@@ -62,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Train a VAE-GAN (Larsen et al. 2016) and write runs/NAME.")
     p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="network sizes")
     p.add_argument(
-        "--dataset", required=True, help="embedded-mnist | mnist | fashion-mnist | folder:PATH | celeba:PATH"
+        "--dataset", required=True, help="embedded-mnist[:tune] | mnist | fashion-mnist | folder:PATH | celeba:PATH"
     )
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/NAME")
     p.add_argument(
@@ -80,20 +79,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64, help="global batch (default 64)")
     p.add_argument("--lr", type=positive_float, default=3e-4, help="RMSProp learning rate (3e-4)")
     p.add_argument(
-        "--gamma", type=non_negative_float, default=1e-6, help="weight of L_llike against L_GAN for the decoder (1e-6)"
+        "--recipe",
+        default="default",
+        choices=sorted(RECIPES),
+        help="paper: the paper and its authors' settings; default: the measured best (docs/benchmarks.md). "
+        "The flags below override it",
     )
-    p.add_argument("--equilibrium", action="store_true", help="the authors' Dec/Dis balance rule")
+    p.add_argument("--gamma", type=non_negative_float, help="weight of L_llike against L_GAN for the decoder")
+    p.add_argument("--equilibrium", action=argparse.BooleanOptionalAction, help="the authors' Dec/Dis balance rule")
     p.add_argument(
         "--gan-inputs",
-        default="three",
         choices=["three", "two"],
         help="three: x, Dec(z), Dec(z_p) (paper); two: x, Dec(z_p) (authors' code)",
     )
-    p.add_argument("--generator-loss", default="minimax", choices=["minimax", "nonsaturating"])
+    p.add_argument("--generator-loss", choices=["minimax", "nonsaturating"])
+    p.add_argument(
+        "--dis-passes",
+        choices=["joint", "separate"],
+        help="joint: one Dis call on real and fake images (paper); separate: a call each (BN never mixes them)",
+    )
+    p.add_argument("--dis-lr-scale", type=positive_float, help="Dis learning rate = --lr times this")
+    p.add_argument(
+        "--decoder-ema",
+        type=_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        metavar="DECAY",
+        help="sample and export from an EMA of the decoder's weights with this decay (0: the last weights)",
+    )
     p.add_argument(
         "--pixel-sigma",
         type=positive_float,
-        default=1.0,
         help="--mode vae: std of the pixel Gaussian p(x|z) on [-1, 1] pixels (paper: 1.0)",
     )
     p.add_argument(
@@ -105,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         "latents, so eval mode and the export sample like batch statistics (default 50; 0: keep the running ones)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--amp", action="store_true", help="CUDA: bf16 autocast, or fp16 with a GradScaler")
+    p.add_argument(
+        "--amp", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, recent GPUs), else fp16 on CUDA"
+    )
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--resume", type=Path, help="continue exactly from this checkpoint.pt")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps (500)")
@@ -129,16 +145,15 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         parse_dataset(a.dataset)
     except UsageError as exc:
         parser.error(str(exc))
-    if a.amp and (a.device == "cpu" or not torch.cuda.is_available()):
-        parser.error("--amp needs a CUDA device (bf16/fp16 autocast); on CPU train without it")
-    if a.equilibrium and launched_world_size() > 1:
+    options = recipe_options(a.recipe, {k: getattr(a, k) for k in RECIPE_OPTIONS})
+    if options["equilibrium"] and launched_world_size() > 1:
         parser.error("--equilibrium is not supported under torchrun: each process would gate differently")
     if (a.export_to is None) != (a.name is None):
         parser.error("--export-to and --name go together")
     if a.version is not None and a.export_to is None:
         parser.error("--version needs --export-to and --name")
-    if a.export_to is not None and importlib.util.find_spec("model_core.export") is None:
-        parser.error("--export-to: model_core.export is not installed in this checkout")
+    if a.export_to is not None and importlib.util.find_spec("onnx") is None:
+        parser.error("--export-to needs onnx (install the [train] extra)")
     epochs = a.epochs if (a.epochs is not None or a.max_steps is not None) else DEFAULT_EPOCHS
     return TrainConfig(
         preset=a.preset,
@@ -149,11 +164,8 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         max_steps=a.max_steps,
         batch_size=a.batch_size,
         lr=a.lr,
-        gamma=a.gamma,
-        equilibrium=a.equilibrium,
-        gan_inputs=a.gan_inputs,
-        generator_loss=a.generator_loss,
-        pixel_sigma=a.pixel_sigma,
+        recipe=a.recipe,
+        **options,
         recalibrate_bn=a.recalibrate_bn,
         device=a.device,
         amp=a.amp,

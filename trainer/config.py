@@ -29,14 +29,18 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps (each updates Enc, Dec and Dis once)
     batch_size: int = 64  # per step, over all processes (the paper's 64)
     lr: float = 3e-4  # RMSProp learning rate of all three networks (Sec. 4)
-    gamma: float = 1e-6  # weight of L_llike against L_GAN for the decoder (authors' code)
+    recipe: str = "default"  # trainer.recipes: "paper" or "default"; the options below are its own
+    gamma: float = 0.1  # weight of L_llike against L_GAN for the decoder (authors' code: 1e-6)
     equilibrium: bool = False  # the authors' Dec/Dis balance rule
     gan_inputs: str = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p)
-    generator_loss: str = "minimax"  # "minimax" (Algorithm 1) or "nonsaturating"
-    pixel_sigma: float = 1.0  # mode "vae": std of the pixel Gaussian (the paper's unit Gaussian)
+    generator_loss: str = "nonsaturating"  # "minimax" (Algorithm 1) or "nonsaturating"
+    pixel_sigma: float = 0.3  # mode "vae": std of the pixel Gaussian (the paper's: 1)
+    dis_passes: str = "separate"  # "joint": one Dis call on real and fake; "separate": their own calls
+    dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
+    decoder_ema: float = 0.999  # decay of the decoder's weight average that samples and exports (0: off)
     recalibrate_bn: int = 50  # batches of prior latents for the decoder's final BN statistics (0: off)
     device: str = "auto"  # auto picks CUDA when present
-    amp: bool = False  # CUDA only: bf16 autocast where supported, else fp16 with a GradScaler
+    amp: bool = False  # bf16 autocast (CPU, or CUDA where supported), else fp16 with a GradScaler on CUDA
     seed: int = 0  # model init, the data order of every epoch and every z drawn
     resume: Path | None = None  # a checkpoint.pt to continue from, exactly
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
@@ -57,6 +61,7 @@ class TrainConfig:
             generator_loss=self.generator_loss,
             equilibrium=self.equilibrium,
             pixel_sigma=self.pixel_sigma,
+            dis_passes=self.dis_passes,
         )
 
     def to_dict(self) -> dict[str, Any]:

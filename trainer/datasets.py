@@ -45,8 +45,13 @@ def parse_dataset(spec: str) -> tuple[str, Path | None]:
     kind, sep, rest = spec.partition(":")
     if kind not in DATASET_KINDS:
         raise UsageError(
-            f"unknown dataset {spec!r}: choose from embedded-mnist, mnist, fashion-mnist, folder:PATH, celeba:PATH"
+            f"unknown dataset {spec!r}: choose from embedded-mnist[:tune], mnist, fashion-mnist, "
+            "folder:PATH, celeba:PATH"
         )
+    if kind == "embedded-mnist" and sep:
+        if rest != "tune":
+            raise UsageError(f"dataset embedded-mnist takes no path, only the split 'tune' (got {spec!r})")
+        return kind, None
     if kind in ("folder", "celeba"):
         if not sep or not rest:
             raise UsageError(f"dataset {kind} needs a path: {kind}:PATH")
@@ -64,7 +69,9 @@ def load_dataset(spec: str, channels: int, size: int, data_dir: Path, workers: i
     kind, path = parse_dataset(spec)
     if kind == "embedded-mnist":
         images, _ = mnist.load_embedded_mnist()
-        return _from_digits(images[mnist.TRAIN_SLICE], images[mnist.HELDOUT_SLICE], channels, size)
+        tune = spec.endswith(":tune")  # train 0-6999, held out 7000-7999
+        train = images[mnist.TUNE_TRAIN_SLICE if tune else mnist.TRAIN_SLICE]
+        return _from_digits(train, images[mnist.TUNE_HELDOUT_SLICE if tune else mnist.HELDOUT_SLICE], channels, size)
     if kind in ("mnist", "fashion-mnist"):
         train, test = mnist.load_idx_dataset(mnist.fetch_idx_dataset(kind, data_dir))
         return _from_digits(train, test, channels, size)

@@ -21,6 +21,9 @@ EMBEDDED_SHA256 = {
 }
 TRAIN_SLICE = slice(0, 8000)  # digits 0-7999 train
 HELDOUT_SLICE = slice(8000, 10000)  # digits 8000-9999 are held out for evaluation
+# embedded-mnist:tune, the split that choices are tuned on, so 8000-9999 only ever score the final runs.
+TUNE_TRAIN_SLICE = slice(0, 7000)
+TUNE_HELDOUT_SLICE = slice(7000, 8000)
 
 _IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 

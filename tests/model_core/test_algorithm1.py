@@ -59,9 +59,12 @@ def _reference_terms(model: VAEGAN, x: torch.Tensor, objective: ObjectiveConfig)
     b = x.shape[0]
     z_p = torch.randn(z.shape, generator=gen, dtype=z.dtype)
     fakes = model.decoder(torch.cat([z, z_p]))
-    logits, features = model.discriminator(torch.cat([x, fakes]))
-    real, recon, prior = logits.split(b)
-    llike = 0.5 * ((features[:b] - features[b : 2 * b]) ** 2).sum(1).mean()
+    if objective.dis_passes == "separate":  # one Dis call per kind of image: BN never mixes them
+        (real, real_f), (recon, recon_f), (prior, _) = (model.discriminator(v) for v in (x, *fakes.split(b)))
+    else:
+        logits, features = model.discriminator(torch.cat([x, fakes]))
+        (real, recon, prior), (real_f, recon_f, _) = logits.split(b), features.split(b)
+    llike = 0.5 * ((real_f - recon_f) ** 2).sum(1).mean()
     fake_logits = [recon, prior] if objective.gan_inputs == "three" else [prior]
     log_dis = F.logsigmoid  # log Dis(.) = log sigmoid(logit)
     dis = -log_dis(real).mean() - sum(log_dis(-f).mean() for f in fake_logits)  # log(1 - s(l)) = log s(-l)
@@ -121,11 +124,14 @@ def _assert_differ(actual: list[torch.Tensor], wrong: list[torch.Tensor]) -> Non
 
 @pytest.mark.parametrize("gan_inputs", ["three", "two"])
 @pytest.mark.parametrize("generator_loss", ["minimax", "nonsaturating"])
+@pytest.mark.parametrize("dis_passes", ["joint", "separate"])
 def test_each_network_moves_by_exactly_its_own_objective(
-    tiny_config: ModelConfig, gan_inputs: str, generator_loss: str
+    tiny_config: ModelConfig, gan_inputs: str, generator_loss: str, dis_passes: str
 ) -> None:
     gamma = 0.5  # not 1, so the decoder's two terms are told apart by their weights
-    objective = ObjectiveConfig(gamma=gamma, gan_inputs=gan_inputs, generator_loss=generator_loss)
+    objective = ObjectiveConfig(
+        gamma=gamma, gan_inputs=gan_inputs, generator_loss=generator_loss, dis_passes=dis_passes
+    )
     model, x = _model(tiny_config, objective), _batch(tiny_config)
 
     # Expected gradients, on a copy (the forward pass updates BatchNorm running statistics).
@@ -261,3 +267,15 @@ def test_different_seed_different_losses(tiny_config: ModelConfig) -> None:
 def test_step_losses_change_as_the_model_trains(tiny_config: ModelConfig) -> None:
     logs = _losses_over_steps(tiny_config, 13)
     assert not torch.equal(logs[0]["enc_loss"], logs[-1]["enc_loss"])
+
+
+def test_separate_passes_differ_from_one_joint_batch(tiny_config: ModelConfig) -> None:
+    """Dis's train-mode BN normalises each call by its own batch, so the two settings give other losses."""
+    x, losses = _batch(tiny_config), {}
+    for passes in ("joint", "separate"):
+        objective = ObjectiveConfig(dis_passes=passes)
+        model = _model(tiny_config, objective)
+        gen = torch.Generator().manual_seed(SEED)
+        losses[passes] = compute_losses(model.encoder, model.decoder, model.discriminator, x, objective, gen)
+    assert not torch.allclose(losses["joint"].logs["llike"], losses["separate"].logs["llike"])
+    assert not torch.allclose(losses["joint"].dis, losses["separate"].dis)

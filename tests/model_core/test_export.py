@@ -14,6 +14,7 @@ from torch import nn
 from model_core import bundle, export
 from model_core.config import PRESETS, ModelConfig, ObjectiveConfig
 from model_core.vaegan import VAEGAN
+from trainer import export as export_cli
 
 TINY = ModelConfig(
     image_size=8,
@@ -155,7 +156,7 @@ def checkpoint_dict(model: VAEGAN, preset: str = "tiny") -> dict[str, object]:
 def test_cli_exports_a_checkpoint(tmp_path: Path) -> None:
     ckpt = tmp_path / "checkpoint.pt"
     torch.save(checkpoint_dict(trained_like(TINY)), ckpt)
-    assert export.main([str(ckpt), "--models-dir", str(tmp_path / "models"), "--name", "digits"]) == 0
+    assert export_cli.main([str(ckpt), "--models-dir", str(tmp_path / "models"), "--name", "digits"]) == 0
     (version,) = bundle.list_versions(tmp_path / "models", "digits")
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", version)
     m = bundle.verify(bundle.resolve(tmp_path / "models", "digits"))
@@ -164,10 +165,10 @@ def test_cli_exports_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_heldout_digits_for_mnist32() -> None:
-    images = export.heldout_images(PRESETS["mnist32"])
+    images = export_cli.heldout_images(PRESETS["mnist32"])
     assert images is not None and images.shape == (9, 1, 32, 32)
     assert images.min() == -1.0 and images.max() <= 1.0
-    assert export.heldout_images(PRESETS["paper64"]) is None
+    assert export_cli.heldout_images(PRESETS["paper64"]) is None
 
 
 def test_cli_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,9 +186,9 @@ def test_cli_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
         ([str(good), "--models-dir", models, "--name", "m", "--version", "a/b"], "invalid model version"),
     ]
     for argv, message in cases:
-        assert export.main(argv) == 2
+        assert export_cli.main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
-    assert export.main([str(good), "--models-dir", models, "--name", "m", "--version", "v1"]) == 0
-    assert export.main([str(good), "--models-dir", models, "--name", "m", "--version", "v1"]) == 2
+    assert export_cli.main([str(good), "--models-dir", models, "--name", "m", "--version", "v1"]) == 0
+    assert export_cli.main([str(good), "--models-dir", models, "--name", "m", "--version", "v1"]) == 2
     assert "m/v1: version already exists" in capsys.readouterr().err

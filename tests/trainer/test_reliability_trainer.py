@@ -18,8 +18,7 @@ import pytest
 import torch
 from tiny_runs import REPO, run_module, tiny_args
 
-from model_core import export
-from trainer import checkpoint
+from trainer import checkpoint, export
 from trainer.cli import main
 
 SOURCE_DIRS = ("model_core", "trainer", "service", "bench", "tests")
@@ -109,7 +108,7 @@ def test_both_commands_refuse_without_a_traceback(tmp_path: Path) -> None:
     path, marker = poisoned(tmp_path, "reduce")
     resume = run_module(tiny_args(tmp_path / "run", "--resume", str(path)))
     exporter = subprocess.run(
-        [sys.executable, "-m", "model_core.export", str(path), "--models-dir", str(tmp_path / "models"), "--name", "m"],
+        [sys.executable, "-m", "trainer.export", str(path), "--models-dir", str(tmp_path / "models"), "--name", "m"],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,

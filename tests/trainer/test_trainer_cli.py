@@ -6,10 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_runs import run_module, tiny_args
 
 from trainer.cli import main, parse_args
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, UsageError
 
 
 def test_parse_args_builds_a_frozen_config(tmp_path: Path) -> None:
@@ -58,7 +59,6 @@ def test_max_steps_alone_leaves_epochs_unbounded(tmp_path: Path) -> None:
         (["--dataset", "celeba"], "needs a path"),
         (["--preset", "huge"], "invalid choice: 'huge'"),
         (["--name", "mnist"], "--export-to and --name go together"),
-        (["--amp", "--device", "cpu"], "--amp needs a CUDA device"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(
@@ -86,3 +86,19 @@ def test_python_m_trainer_fails_without_traceback(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "vaegan-train: error: argument --batch-size: must be a positive integer, got '0'"
     ]
+
+
+def test_amp_on_cpu_is_bf16_autocast_without_a_scaler() -> None:
+    from trainer.loop import precision
+
+    assert precision(True, torch.device("cpu")) == (torch.bfloat16, None)
+    assert precision(False, torch.device("cpu")) == (None, None)
+
+
+def test_embedded_tune_split_and_its_errors(tmp_path: Path) -> None:
+    from trainer.datasets import load_dataset, parse_dataset
+
+    data = load_dataset("embedded-mnist:tune", 1, 32, tmp_path)
+    assert (len(data.train), len(data.heldout)) == (7000, 1000)
+    with pytest.raises(UsageError, match="only the split 'tune'"):
+        parse_dataset("embedded-mnist:other")

@@ -31,6 +31,7 @@ CHECKPOINT_KEYS = {
     "models",
     "optimizers",
     "scaler",
+    "decoder_ema",
     "rng",
     "data_position",
     "eval",
@@ -176,7 +177,7 @@ def decoder_bn_stats(path: Path) -> dict[str, torch.Tensor]:
 
 def test_recalibrate_bn_sets_the_decoder_statistics_to_prior_batches(tmp_path: Path) -> None:
     """--recalibrate-bn N replaces the running BN statistics by their exact average over Dec(z_p)."""
-    common = ("--max-steps", "2", "--log-every", "1")
+    common = ("--max-steps", "2", "--log-every", "1", "--decoder-ema", "0")
     assert main(tiny_args(tmp_path / "raw", *common, "--recalibrate-bn", "0")) == 0
     assert main(tiny_args(tmp_path / "recal", *common, "--recalibrate-bn", "3")) == 0
     raw, recal = (
@@ -206,3 +207,26 @@ def test_recalibrate_bn_sets_the_decoder_statistics_to_prior_batches(tmp_path: P
 def test_pixel_sigma_reaches_the_objective(tmp_path: Path) -> None:
     assert main(tiny_args(tmp_path, "--mode", "vae", "--pixel-sigma", "0.3", "--max-steps", "1")) == 0
     assert checkpoint.load(tmp_path / "checkpoint.pt")["objective"]["pixel_sigma"] == 0.3
+
+
+def test_decoder_ema_is_kept_recalibrated_and_resumable(tmp_path: Path) -> None:
+    """--decoder-ema: the average is a separate decoder, ramped (TF's num_updates), BN recalibrated."""
+    assert main(tiny_args(tmp_path, "--max-steps", "3", "--decoder-ema", "0.999", "--recalibrate-bn", "2")) == 0
+    ckpt = checkpoint.load(tmp_path / "checkpoint.pt")
+    assert ckpt["train_config"]["decoder_ema"] == 0.999 and ckpt["decoder_ema"]["updates"] == 3
+    last, average = ckpt["models"]["decoder"], ckpt["decoder_ema"]["state"]
+    assert last.keys() == average.keys()
+    assert not torch.allclose(last["out.weight"], average["out.weight"])  # 3 updates at decay 2/11, 3/12
+    # The average moved from the first weights towards the last: it lies between them.
+    gap = (average["out.weight"] - last["out.weight"]).abs().max()
+    assert 0 < gap < 1e-2
+
+
+def test_recipe_paper_keeps_the_papers_settings(tmp_path: Path) -> None:
+    from trainer.cli import parse_args
+
+    paper = parse_args([*tiny_args(tmp_path), "--recipe", "paper"])
+    assert (paper.gamma, paper.generator_loss, paper.dis_passes, paper.decoder_ema) == (1e-6, "minimax", "joint", 0)
+    default = parse_args([*tiny_args(tmp_path), "--gamma", "0.5"])
+    assert (default.recipe, default.gamma, default.dis_passes) == ("default", 0.5, "separate")
+    assert default.objective.dis_passes == "separate" and paper.objective.pixel_sigma == 1.0

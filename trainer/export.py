@@ -1,0 +1,126 @@
+"""vaegan-export: a trainer checkpoint becomes a verified bundle (model_core.export does the export).
+
+Reads what ``trainer/checkpoint.py`` writes, rebuilds the eval-mode model (the decoder's weight
+average when the run kept one, as that is the decoder the run sampled with) and records the run's
+recipe and options in the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model_core import bundle
+from model_core.config import ModelConfig, ObjectiveConfig
+from model_core.export import PARITY_BATCHES, ExportError, export_bundle
+from model_core.serialization import CheckpointReadError, read_checkpoint
+from model_core.vaegan import VAEGAN
+from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist, to_model_range
+from trainer.recipes import RECIPE_OPTIONS
+
+log = logging.getLogger(__name__)
+
+
+def training_fields(ckpt: dict[str, Any], objective: ObjectiveConfig) -> dict[str, Any]:
+    """bundle.Training from a checkpoint's train_config, objective and step counters."""
+    train = dict(ckpt.get("train_config") or {})
+    return {
+        "epochs": int(ckpt.get("epoch", train.get("epochs", 0)) or 0),
+        "steps": int(ckpt.get("step", 0)),
+        "seed": int(train.get("seed", 0)),
+        "mode": objective.mode,
+        "gamma": objective.gamma,
+        "batch_size": train.get("batch_size"),
+        "lr": train.get("lr"),
+        "gan_inputs": objective.gan_inputs,
+        "generator_loss": objective.generator_loss,
+        "equilibrium": objective.equilibrium,
+        "recipe": train.get("recipe"),
+        "options": {k: train[k] for k in RECIPE_OPTIONS if k in train} or None,
+        "sampling_decoder": "ema" if ckpt.get("decoder_ema") else "last",
+    }
+
+
+def heldout_images(cfg: ModelConfig) -> np.ndarray | None:
+    """The embedded MNIST held-out digits (8000-9999) in model range when the model takes 1x32x32 images."""
+    if (cfg.channels, cfg.image_size) != (1, 32):
+        return None
+    images, _ = load_embedded_mnist()
+    return to_model_range(images[HELDOUT_SLICE][: sum(PARITY_BATCHES)], cfg.image_size)
+
+
+def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str, Any]]:
+    """A trainer checkpoint as an eval-mode VAEGAN and its raw dict; ExportError when it is not one.
+
+    ``use_ema``: the decoder is the run's weight average when it kept one (what its grids showed).
+    """
+    path = Path(path)
+    try:
+        ckpt = read_checkpoint(path)
+    except CheckpointReadError as exc:
+        raise ExportError(f"{path}: {exc}") from None
+    missing = [k for k in ("model_config", "models", "preprocessing") if k not in ckpt]
+    if missing:
+        raise ExportError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    try:
+        model = VAEGAN(ModelConfig.from_dict(ckpt["model_config"]), ObjectiveConfig(**(ckpt.get("objective") or {})))
+        for net in ("encoder", "decoder", "discriminator"):
+            getattr(model, net).load_state_dict(ckpt["models"][net])
+        if use_ema and ckpt.get("decoder_ema"):
+            model.decoder.load_state_dict(ckpt["decoder_ema"]["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ExportError(f"{path}: checkpoint does not match its model_config ({exc})") from None
+    if not use_ema:
+        ckpt = {**ckpt, "decoder_ema": None}
+    return model.eval(), ckpt
+
+
+def export_checkpoint(
+    checkpoint_path: Path, models_dir: Path, name: str, version: str | None = None, use_ema: bool = True
+) -> Path:
+    """Export a trainer checkpoint (trainer/checkpoint.py's format) as a bundle; return its folder."""
+    model, ckpt = load_checkpoint(checkpoint_path, use_ema)
+    evaluation = ckpt.get("eval") or {}
+    return export_bundle(
+        model,
+        models_dir,
+        name,
+        preset=str(ckpt.get("preset", "custom")),
+        dataset=str(ckpt.get("dataset", "unknown")),
+        preprocessing=dict(ckpt["preprocessing"]),
+        training=training_fields(ckpt, model.objective),
+        metrics={k: float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
+        version=version,
+        heldout=heldout_images(model.config),
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="vaegan-export", description="Export a checkpoint as a verified ONNX bundle.")
+    p.add_argument("checkpoint", type=Path, help="runs/NAME/checkpoint.pt written by vaegan-train")
+    p.add_argument("--models-dir", type=Path, required=True, help="bundles go to DIR/NAME/VERSION")
+    p.add_argument("--name", required=True, help="model name (letters, digits, '.', '_', '-')")
+    p.add_argument("--version", default=None, help="default: UTC time + short content hash (sortable)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        path = export_checkpoint(args.checkpoint, args.models_dir, args.name, args.version)
+    except (ExportError, bundle.BundleError) as exc:
+        sys.stderr.write(f"vaegan-export: error: {' '.join(str(exc).split())}\n")  # one line
+        return 2
+    log.info("published %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
