@@ -41,13 +41,13 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from model_core import export
+from model_core import export, inference
 from model_core.config import PRESETS
 from model_core.vaegan import VAEGAN
 
 BATCHES = (1, 16, 64)
 KEY_BATCH = 16
-DECODER_VARIANTS: tuple[export.DecoderVariant, ...] = ("convtranspose", "phase1", "phase4")
+DECODER_VARIANTS: tuple[inference.DecoderVariant, ...] = ("convtranspose", "phase1", "phase4")
 SESSION_SWEEP: dict[
     str, dict[str, Any]
 ] = {  # name -> changes to the recommended session options (intra threads None: --threads)
@@ -99,13 +99,13 @@ def candidates(
         example = torch.randn(7, cfg.latent_dim, generator=torch.Generator().manual_seed(1))
         eager_module: nn.Module = model.decoder
         graphs: dict[str, nn.Module] = {"plain": model.decoder}
-        graphs |= {v: export.InferenceDecoder(model.decoder, v) for v in DECODER_VARIANTS}
+        graphs |= {v: inference.InferenceDecoder(model.decoder, v) for v in DECODER_VARIANTS}
         names: tuple[tuple[str, ...], tuple[str, ...]] = (("z",), ("image",))
-        shipped: str = export.default_decoder_variant(cfg)
+        shipped: str = inference.default_decoder_variant(cfg)
     else:
         example = torch.rand(7, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
         eager_module = model.encoder
-        graphs = {"plain": model.encoder, "folded": export.InferenceEncoder(model.encoder)}
+        graphs = {"plain": model.encoder, "folded": inference.InferenceEncoder(model.encoder)}
         names = (("image",), ("mu", "logvar"))
         shipped = "folded"
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg = model.config
         for net in ("decode", "encode"):
             cands = candidates(model, net, args.threads, sweep=not args.quick)
-            shipped = export.default_decoder_variant(cfg) if net == "decode" else "folded"
+            shipped = inference.default_decoder_variant(cfg) if net == "decode" else "folded"
             parity = {name: err for name, (_, err) in cands.items() if name != "eager"}
             results[f"{net}_{preset}"] = {"parity_max_abs": parity, "ms": {}}
             rng = np.random.default_rng(0)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {
         **keys,
         "shipped": {
-            "decoder_variant": {p: export.default_decoder_variant(PRESETS[p]) for p in args.presets},
+            "decoder_variant": {p: inference.default_decoder_variant(PRESETS[p]) for p in args.presets},
             "ort_session": export.RECOMMENDED_SESSION,
         },
         "threads": args.threads,

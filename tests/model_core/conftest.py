@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from tiny_models import TINY_16
 
 from model_core.config import ModelConfig
 
@@ -21,16 +22,5 @@ def _one_intra_op_thread() -> Iterator[None]:
 
 @pytest.fixture
 def tiny_config() -> ModelConfig:
-    """The Table 1 architecture shrunk to 16x16 grey images, a few channels per layer, latent 4."""
-    return ModelConfig(
-        image_size=16,
-        channels=1,
-        latent_dim=4,
-        enc_channels=(4, 8, 8),
-        enc_fc=16,
-        dec_fc_channels=8,
-        dec_channels=(8, 4, 4),
-        dis_stem=4,
-        dis_channels=(4, 8, 8),
-        dis_fc=16,
-    )
+    """The suite's tiny configuration at 16x16 (tests/tiny_models.py)."""
+    return TINY_16

@@ -11,23 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import TINY
 
 from model_core import bundle, export
-from model_core.config import ModelConfig
 from model_core.vaegan import VAEGAN
 
-CFG = ModelConfig(
-    image_size=8,
-    channels=1,
-    latent_dim=3,
-    enc_channels=(2, 2, 2),
-    enc_fc=4,
-    dec_fc_channels=2,
-    dec_channels=(2, 2, 2),
-    dis_stem=2,
-    dis_channels=(2, 2, 2),
-    dis_fc=4,
-)
+CFG = TINY
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +83,7 @@ def test_unknown_format_version_is_refused(copy: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"latent_dim": 4}, r"manifest\.json signature of encoder\.onnx disagrees"),
+        ({"latent_dim": 5}, r"manifest\.json signature of encoder\.onnx disagrees"),
         ({"image": {"height": 8, "width": 8, "channels": 3}}, r"manifest\.json signature of encoder\.onnx disagrees"),
         ({"similarity_features": 5}, r"manifest\.json signature of discriminator_features\.onnx disagrees"),
         ({"files": {}}, r"encoder\.onnx is not listed in manifest\.json"),
