@@ -1,7 +1,8 @@
 """Checkpoints: a plain dict that loads with ``torch.load(weights_only=True)``, written atomically.
 
 Besides the networks and optimizers it holds every random state and the data position, so a
-resumed run continues exactly where the checkpoint left off.
+resumed run continues exactly where the checkpoint left off. ``build`` makes the dict of a
+``TrainingState``, ``restore`` puts one back.
 """
 
 from __future__ import annotations
@@ -9,18 +10,93 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from model_core.serialization import CHECKPOINT_FORMAT_VERSION, CheckpointReadError, read_checkpoint
-from trainer.config import TrainingError, UsageError
+from model_core.vaegan import VAEGAN, Optimizers
+from trainer.config import TrainConfig, TrainingError, UsageError
 
 FORMAT_VERSION = CHECKPOINT_FORMAT_VERSION
 # Changing these would change what the saved weights or the data position mean.
 MUST_MATCH = ("preset", "dataset", "seed", "batch_size", "mode")
+NETWORKS = ("encoder", "decoder", "discriminator")
+
+
+@dataclass
+class Position:
+    """Where the run stands: optimizer steps done, and batches done in the current epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint saves and restores: the networks, their optimizers, the EMA and the position."""
+
+    model: VAEGAN
+    optimizers: Optimizers
+    scaler: torch.amp.GradScaler | None
+    ema: AveragedModel | None
+    position: Position = field(default_factory=Position)
+
+
+def build(
+    state: TrainingState,
+    cfg: TrainConfig,
+    steps_per_epoch: int,
+    preprocessing: dict[str, Any],
+    eval_result: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The checkpoint dict: plain types and tensors only (loads with weights_only=True)."""
+    epoch, batch = state.position.epoch, state.position.batch
+    if batch == steps_per_epoch:  # saved on an epoch's last step: the next epoch starts at 0
+        epoch, batch = epoch + 1, 0
+    ema = state.ema
+    return {
+        "format_version": FORMAT_VERSION,
+        "step": state.position.step,
+        "epoch": epoch,
+        "preset": cfg.preset,
+        "model_config": state.model.config.to_dict(),
+        "objective": cfg.objective.to_dict(),
+        "train_config": cfg.to_dict(),
+        "dataset": cfg.dataset,
+        "preprocessing": preprocessing,
+        "models": {name: getattr(state.model, name).state_dict() for name in NETWORKS},
+        "optimizers": state.optimizers.state_dict(),
+        "scaler": state.scaler.state_dict() if state.scaler is not None else None,
+        "decoder_ema": None if ema is None else {"updates": int(ema.n_averaged), "state": ema.module.state_dict()},
+        "rng": capture_rng(),
+        "data_position": {"epoch": epoch, "batch": batch, "index": batch * cfg.batch_size},
+        "eval": eval_result,
+    }
+
+
+def restore(state: TrainingState, path: Path, cfg: TrainConfig, steps_per_epoch: int) -> None:
+    """Load the checkpoint at ``path`` into ``state`` and the random generators; UsageError when it does not fit."""
+    saved = load(path)
+    check_resumable(saved, cfg.to_dict(), state.model.config.to_dict())
+    for name in NETWORKS:
+        getattr(state.model, name).load_state_dict(saved["models"][name])
+    state.optimizers.load_state_dict(saved["optimizers"])
+    if state.scaler is not None and saved["scaler"]:
+        state.scaler.load_state_dict(saved["scaler"])
+    if state.ema is not None and saved.get("decoder_ema"):
+        state.ema.module.load_state_dict(saved["decoder_ema"]["state"])
+        state.ema.n_averaged.fill_(saved["decoder_ema"]["updates"])
+    restore_rng(saved["rng"])
+    where = saved["data_position"]
+    if where["batch"] >= steps_per_epoch:
+        raise UsageError(f"--resume {path}: data position {where} does not fit this dataset")
+    state.position = Position(step=saved["step"], epoch=where["epoch"], batch=where["batch"])
 
 
 def capture_rng() -> dict[str, Any]:
@@ -101,7 +177,11 @@ def check_resumable(checkpoint: dict[str, Any], train_config: dict[str, Any], mo
         )
     saved = checkpoint["train_config"]
     for key in MUST_MATCH:
-        if saved.get(key) != train_config[key]:
-            raise UsageError(
-                f"cannot resume: the checkpoint has {key}={saved.get(key)!r}, this run asks for {train_config[key]!r}"
-            )
+        had, wants = _setting(saved, key), _setting(train_config, key)
+        if had != wants:
+            raise UsageError(f"cannot resume: the checkpoint has {key}={had!r}, this run asks for {wants!r}")
+
+
+def _setting(train_config: dict[str, Any], key: str) -> Any:
+    """A train_config value, top level or inside its objective (checkpoints before the nesting kept it flat)."""
+    return train_config[key] if key in train_config else (train_config.get("objective") or {}).get(key)

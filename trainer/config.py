@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +19,23 @@ class TrainingError(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; recorded in every checkpoint as plain types."""
+    """Everything a run needs; recorded in every checkpoint as plain types.
+
+    The defaults are the paper's (``recipe`` "paper"); vaegan-train fills in its ``--recipe``
+    (trainer/recipes.py) before building one.
+    """
 
     preset: str  # a key of model_core.config.PRESETS
-    dataset: str  # embedded-mnist | mnist | fashion-mnist | folder:PATH | celeba:PATH
+    dataset: str  # embedded-mnist[:tune] | mnist | fashion-mnist | folder:PATH | celeba:PATH
     out: Path  # runs/NAME: checkpoint.pt, metrics.jsonl, eval.json, samples/
-    mode: str = "vaegan"  # "vae" is the paper's pixel-likelihood baseline
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # how Algorithm 1 weighs its terms
+    recipe: str = "paper"  # the trainer.recipes entry the options came from
+    dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
+    decoder_ema: float = 0.0  # decay of the decoder's weight average that samples and exports (0: off)
     epochs: int | None = 10  # None: run until max_steps
     max_steps: int | None = None  # optimizer steps (each updates Enc, Dec and Dis once)
     batch_size: int = 64  # per step, over all processes (the paper's 64)
-    lr: float = 3e-4  # RMSProp learning rate of all three networks (Sec. 4)
-    recipe: str = "default"  # trainer.recipes: "paper" or "default"; the options below are its own
-    gamma: float = 0.1  # weight of L_llike against L_GAN for the decoder (authors' code: 1e-6)
-    equilibrium: bool = False  # the authors' Dec/Dis balance rule
-    gan_inputs: str = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p)
-    generator_loss: str = "nonsaturating"  # "minimax" (Algorithm 1) or "nonsaturating"
-    pixel_sigma: float = 0.3  # mode "vae": std of the pixel Gaussian (the paper's: 1)
-    dis_passes: str = "separate"  # "joint": one Dis call on real and fake; "separate": their own calls
-    dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
-    decoder_ema: float = 0.999  # decay of the decoder's weight average that samples and exports (0: off)
+    lr: float = 3e-4  # RMSProp learning rate of Enc and Dec (Sec. 4)
     recalibrate_bn: int = 50  # batches of prior latents for the decoder's final BN statistics (0: off)
     device: str = "auto"  # auto picks CUDA when present
     amp: bool = False  # bf16 autocast (CPU, or CUDA where supported), else fp16 with a GradScaler on CUDA
@@ -53,17 +51,9 @@ class TrainConfig:
     version: str | None = None  # bundle version (default: chosen by model_core.export)
 
     @property
-    def objective(self) -> ObjectiveConfig:
-        return ObjectiveConfig(
-            mode=self.mode,
-            gamma=self.gamma,
-            gan_inputs=self.gan_inputs,
-            generator_loss=self.generator_loss,
-            equilibrium=self.equilibrium,
-            pixel_sigma=self.pixel_sigma,
-            dis_passes=self.dis_passes,
-        )
+    def mode(self) -> str:
+        return self.objective.mode
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types only (paths as strings), so a checkpoint loads with weights_only=True."""
+        """Plain types only (paths as strings, the objective as a dict), so a checkpoint loads weights_only."""
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -1,13 +1,24 @@
-"""Held-out evaluation: reconstruction MSE, KL and the Dis_l distance, in eval mode."""
+"""Held-out evaluation (reconstruction MSE, KL, the Dis_l distance) and the decoder the run samples with."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from model_core.distributions import DiagonalGaussian
+from model_core.vaegan import VAEGAN, recalibrate_batchnorm
+from trainer.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 EVAL_BATCH = 256
 
@@ -38,4 +49,47 @@ def evaluate(
     if discriminator is None:
         result["dis_l_distance"] = None
     result["images"] = n
+    return result
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode (batch norm on its running statistics) for the block, then back to training."""
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train()
+
+
+def sampling_decoder(model: VAEGAN, ema: AveragedModel | None, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """A copy of the decoder the bundle samples with: the EMA (if any), BN statistics recalibrated, eval mode.
+
+    The running statistics training leaves mix Dec(z) and Dec(z_p) batches of moving weights; eval
+    mode and the exported graph would sample grey checkerboards from them (docs/benchmarks.md). So
+    they are replaced by their exact average over Dec(z_p), z_p ~ N(0, I) (seeded, the same every time).
+    """
+    decoder = copy.deepcopy(ema.module if ema is not None else model.decoder)
+    if cfg.recalibrate_bn > 0:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(cfg.seed + 0x5EED)
+        shape = (max(cfg.batch_size, 2), model.config.latent_dim)
+        z_batches = (torch.randn(shape, generator=generator, device=device) for _ in range(cfg.recalibrate_bn))
+        recalibrate_batchnorm(decoder, z_batches)
+    return decoder.eval()
+
+
+def final_evaluation(model: VAEGAN, decoder: nn.Module, heldout: torch.Tensor, step: int, out: Path) -> dict[str, Any]:
+    """Evaluate on held-out images in eval mode, write eval.json, log the figures."""
+    discriminator = model.discriminator if model.objective.mode == "vaegan" else None
+    with evaluating(model):
+        result = {"step": step, **evaluate(model.encoder, decoder, discriminator, heldout)}
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    logger.info(
+        "held-out (%d images): reconstruction mse %.5f, kl %.3f, Dis_l distance %s",
+        result["images"],
+        result["mse"],
+        result["kl"],
+        "-" if result["dis_l_distance"] is None else f"{result['dis_l_distance']:.4g}",
+    )
     return result

@@ -42,9 +42,16 @@ def training_fields(ckpt: dict[str, Any], objective: ObjectiveConfig) -> dict[st
         "generator_loss": objective.generator_loss,
         "equilibrium": objective.equilibrium,
         "recipe": train.get("recipe"),
-        "options": {k: train[k] for k in RECIPE_OPTIONS if k in train} or None,
+        "options": recipe_options_of(train) or None,
         "sampling_decoder": "ema" if ckpt.get("decoder_ema") else "last",
     }
+
+
+def recipe_options_of(train_config: dict[str, Any]) -> dict[str, Any]:
+    """The recipe options a run used: TrainConfig fields, or fields of its nested objective."""
+    objective = train_config.get("objective") or {}
+    merged = {**train_config, **objective}
+    return {k: merged[k] for k in RECIPE_OPTIONS if k in merged}
 
 
 def heldout_images(cfg: ModelConfig) -> np.ndarray | None:

@@ -7,13 +7,9 @@ order (seed, epoch) and the z of each step (seed, rank, step), so a resumed run 
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
 import logging
 import os
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,31 +17,46 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from model_core.averaging import ema_model
 from model_core.config import PRESETS, ModelConfig
-from model_core.vaegan import VAEGAN, Optimizers, algorithm1_step, recalibrate_batchnorm
+from model_core.vaegan import VAEGAN, algorithm1_step
 from trainer import checkpoint, distributed, grids
+from trainer.checkpoint import NETWORKS, TrainingState
 from trainer.config import TrainConfig, TrainingError, UsageError
 from trainer.datasets import ImageArrayDataset, ImageData, ResumableSampler, keep_batch, load_dataset
-from trainer.evaluation import evaluate
+from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
 from trainer.progress import LossMeter, MetricsFile, Progress
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-NETWORKS = ("encoder", "decoder", "discriminator")
 
 
 @dataclass
-class Position:
-    """Where the run stands: optimizer steps done, and batches done in the current epoch."""
+class Run:
+    """One run's pieces: its config and processes, the training state, the data and its step budget."""
 
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0
+    cfg: TrainConfig
+    processes: distributed.Processes
+    state: TrainingState
+    nets: dict[str, nn.Module]  # the networks as the step calls them (DDP-wrapped when distributed)
+    autocast_dtype: torch.dtype | None
+    data: ImageData
+    per_rank: int  # batch of each process
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.cfg.out / CHECKPOINT_NAME
+
+    def save(self, eval_result: dict[str, Any] | None = None) -> None:
+        """Rank 0 writes the checkpoint of the current position (atomically)."""
+        if self.processes.is_main:
+            ckpt = checkpoint.build(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing, eval_result)
+            checkpoint.save_atomic(ckpt, self.ckpt_path)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -58,11 +69,38 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
+    # Setup: seeds, output folder, data (rank 0 downloads first), model, optimizers, precision.
+    run = setup(cfg, processes)
+
+    # Resume: weights, optimizer, scaler and EMA states, random states and the data position.
+    if cfg.resume is not None:
+        checkpoint.restore(run.state, cfg.resume, cfg, run.steps_per_epoch)
+        where = run.state.position
+        logger.info("resumed %s at step %d (epoch %d, batch %d)", cfg.resume, where.step, where.epoch, where.batch)
+
+    # Train: Algorithm 1, one step per batch, until the step budget or the last epoch ends.
+    train_epochs(run)
+
+    # Finish: held-out evaluation, eval.json, the final checkpoint, then the bundle.
+    model, ema = run.state.model, run.state.ema
+    if not distributed.replicas_agree({n: getattr(model, n) for n in NETWORKS}, processes):
+        logger.warning("DDP: the processes' weights differ; the checkpoint holds rank 0's")
+    decoder = sampling_decoder(model, ema, cfg, processes.device)
+    (ema.module if ema is not None else model.decoder).load_state_dict(decoder.state_dict())
+    if processes.is_main:
+        heldout = torch.from_numpy(run.data.heldout[: cfg.eval_images])
+        run.save(final_evaluation(model, decoder, heldout, run.state.position.step, cfg.out))
+        logger.info("wrote %s", run.ckpt_path)
+        if cfg.export_to is not None:
+            export(cfg, run.ckpt_path)
+    distributed.barrier(processes)
+    return run.ckpt_path
+
+
+def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
+    """Seeds, the run folder, the data, the model in its memory format, optimizers, EMA and precision."""
     device = processes.device
     model_config = PRESETS[cfg.preset]
-    ckpt_path = cfg.out / CHECKPOINT_NAME
-
-    # Setup: seeds, output folder, data (rank 0 downloads first), model, optimizers, precision.
     seed_everything(cfg.seed)
     if processes.is_main:
         prepare_out(cfg.out, fresh=cfg.resume is None)
@@ -72,148 +110,83 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     if steps_per_epoch == 0:
         raise UsageError(f"{cfg.dataset}: {len(data.train)} training images, fewer than one batch of {cfg.batch_size}")
     model = VAEGAN(model_config, cfg.objective).to(device)
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convs on CPU and GPU
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convs, CPU and GPU
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    optimizers = model.make_optimizers(cfg.lr, cfg.dis_lr_scale)
-    ema = ema_model(model.decoder, cfg.decoder_ema) if cfg.decoder_ema > 0 else None
     autocast_dtype, scaler = precision(cfg.amp, device)
-    nets = {name: distributed.wrap(getattr(model, name), processes) for name in NETWORKS}
-    discriminator = nets["discriminator"] if cfg.mode == "vaegan" else None
-
-    # Resume: weights, optimizer and scaler states, random states and the data position.
-    position = Position()
-    if cfg.resume is not None:
-        position = resume(cfg, model_config, model, optimizers, scaler, ema, steps_per_epoch)
-        logger.info(
-            "resumed %s at step %d (epoch %d, batch %d)", cfg.resume, position.step, position.epoch, position.batch
-        )
-
-    # Data order: a function of (seed, epoch); this rank's share, from the resumed position on.
-    dataset = ImageArrayDataset(data.train)
-    sampler = ResumableSampler(dataset, cfg.seed, processes.rank, processes.world)
-    loader = make_loader(dataset, sampler, per_rank, cfg.num_workers, device)
-    total_steps = planned_steps(cfg, steps_per_epoch)
-    heldout = torch.from_numpy(data.heldout)
-    metrics = (
-        MetricsFile(cfg.out / "metrics.jsonl", position.step if cfg.resume else None) if processes.is_main else None
+    state = TrainingState(
+        model=model,
+        optimizers=model.make_optimizers(cfg.lr, cfg.dis_lr_scale),
+        scaler=scaler,
+        ema=ema_model(model.decoder, cfg.decoder_ema) if cfg.decoder_ema > 0 else None,
     )
-    progress = Progress(total_steps, position.step, enabled=processes.is_main)
-    meter = LossMeter()
-    z_generator = torch.Generator(device=device)
+    nets = {name: distributed.wrap(getattr(model, name), processes) for name in NETWORKS}
+    total_steps = planned_steps(cfg, steps_per_epoch)
     logger.info(
         "training %s on %s (%d train / %d held-out images, %d skipped) on %s x%d: %d steps of %d, %d per epoch",
-        cfg.preset,
-        cfg.dataset,
-        len(data.train),
-        len(data.heldout),
-        data.skipped,
-        device,
-        processes.world,
-        total_steps,
-        cfg.batch_size,
-        steps_per_epoch,
+        *(cfg.preset, cfg.dataset, len(data.train), len(data.heldout), data.skipped, device, processes.world),
+        *(total_steps, cfg.batch_size, steps_per_epoch),
     )
+    return Run(cfg, processes, state, nets, autocast_dtype, data, per_rank, steps_per_epoch, total_steps)
 
-    def save(eval_result: dict[str, Any] | None = None) -> None:
-        """Rank 0 writes the checkpoint of the current position (atomically)."""
-        if processes.is_main:
-            state = build_checkpoint(
-                cfg, model_config, model, optimizers, scaler, ema, position, steps_per_epoch, data, eval_result
-            )
-            checkpoint.save_atomic(state, ckpt_path)
 
-    # Train: Algorithm 1, one step per batch, until the step budget or the last epoch ends.
-    while position.step < total_steps:
-        sampler.set_position(position.epoch, position.batch * per_rank)
+def train_epochs(run: Run) -> None:
+    """The loop: batches in the order of (seed, epoch) from the current position on; metrics, checkpoints, grids."""
+    cfg, processes, position = run.cfg, run.processes, run.state.position
+    dataset = ImageArrayDataset(run.data.train)
+    sampler = ResumableSampler(dataset, cfg.seed, processes.rank, processes.world)
+    loader = make_loader(dataset, sampler, run.per_rank, cfg.num_workers, processes.device)
+    resumed_at = position.step if cfg.resume else None
+    metrics = MetricsFile(cfg.out / "metrics.jsonl", resumed_at) if processes.is_main else None
+    progress = Progress(run.total_steps, position.step, enabled=processes.is_main)
+    meter = LossMeter()
+    z_generator = torch.Generator(device=processes.device)
+    while position.step < run.total_steps:
+        sampler.set_position(position.epoch, position.batch * run.per_rank)
         for batch in loader:
-            x = to_model_input(batch, device)
             z_generator.manual_seed(step_seed(cfg.seed, processes.rank, position.step))
-            logs = algorithm1_step(
-                nets["encoder"],
-                nets["decoder"],
-                discriminator,
-                x,
-                optimizers,
-                cfg.objective,
-                z_generator,
-                scaler,
-                autocast_dtype,
-            )
-            if ema is not None:
-                ema.update_parameters(model.decoder)
-            position.step += 1
-            position.batch += 1
-            meter.add(logs)
+            meter.add(train_step(run, to_model_input(batch, processes.device), z_generator))
+            position.step, position.batch = position.step + 1, position.batch + 1
             progress.advance()
-            if position.step % cfg.log_every == 0 or position.step == total_steps:
+            if position.step % cfg.log_every == 0 or position.step == run.total_steps:
                 record = meter.take(cfg.batch_size, processes.average)  # the window's one host sync
-                record = {"step": position.step, "epoch": round(position.step / steps_per_epoch, 4), **record}
+                record = {"step": position.step, "epoch": round(position.step / run.steps_per_epoch, 4), **record}
                 progress.report(record)
                 if metrics is not None:
                     metrics.write(record)
-            if position.step == total_steps:
+            if position.step == run.total_steps:
                 break
             if position.step % cfg.checkpoint_every == 0:
-                save()
-        if position.batch == steps_per_epoch:
+                run.save()
+        if position.batch == run.steps_per_epoch:
             position.epoch, position.batch = position.epoch + 1, 0
             tag = f"epoch{position.epoch:03d}"
         else:
             tag = f"epoch{position.epoch + 1:03d}_step{position.step}"  # a partial last epoch
-        if processes.is_main:  # drawn as the bundle will draw: the EMA decoder, BN recalibrated (a copy)
-            decoder = sampling_decoder(model, ema, cfg, device)
-            with evaluating(model):
-                grids.write_epoch_grids(
-                    decoder, model.encoder, heldout, model_config.latent_dim, cfg.out / "samples", tag
-                )
+        if processes.is_main:
+            write_grids(run, tag)
     progress.close()
 
-    # Finish: held-out evaluation, eval.json, the final checkpoint, then the bundle.
-    if not distributed.replicas_agree({n: getattr(model, n) for n in NETWORKS}, processes):
-        logger.warning("DDP: the processes' weights differ; the checkpoint holds rank 0's")
-    decoder = sampling_decoder(model, ema, cfg, device)
-    (ema.module if ema is not None else model.decoder).load_state_dict(decoder.state_dict())
-    if processes.is_main:
-        eval_result = final_evaluation(model, decoder, heldout[: cfg.eval_images], position.step, cfg.out)
-        save(eval_result)
-        logger.info("wrote %s", ckpt_path)
-        if cfg.export_to is not None:
-            export(cfg, ckpt_path)
-    distributed.barrier(processes)
-    return ckpt_path
 
-
-def sampling_decoder(model: VAEGAN, ema: AveragedModel | None, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """A copy of the decoder the bundle samples with: the EMA (if any), BN statistics recalibrated, eval mode.
-
-    The running statistics training leaves mix Dec(z) and Dec(z_p) batches of moving weights; eval
-    mode and the exported graph would sample grey checkerboards from them (docs/benchmarks.md). So
-    they are replaced by their exact average over Dec(z_p), z_p ~ N(0, I) (seeded, the same every time).
-    """
-    decoder = copy.deepcopy(ema.module if ema is not None else model.decoder)
-    if cfg.recalibrate_bn > 0:
-        generator = torch.Generator(device=device)
-        generator.manual_seed(cfg.seed + 0x5EED)
-        shape = (max(cfg.batch_size, 2), model.config.latent_dim)
-        z_batches = (torch.randn(shape, generator=generator, device=device) for _ in range(cfg.recalibrate_bn))
-        recalibrate_batchnorm(decoder, z_batches)
-    return decoder.eval()
-
-
-def final_evaluation(model: VAEGAN, decoder: nn.Module, heldout: torch.Tensor, step: int, out: Path) -> dict[str, Any]:
-    """Evaluate on held-out images in eval mode, write eval.json, log the figures."""
-    discriminator = model.discriminator if model.objective.mode == "vaegan" else None
-    with evaluating(model):
-        result = {"step": step, **evaluate(model.encoder, decoder, discriminator, heldout)}
-    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    logger.info(
-        "held-out (%d images): reconstruction mse %.5f, kl %.3f, Dis_l distance %s",
-        result["images"],
-        result["mse"],
-        result["kl"],
-        "-" if result["dis_l_distance"] is None else f"{result['dis_l_distance']:.4g}",
+def train_step(run: Run, x: torch.Tensor, z_generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One step of Algorithm 1 on the batch ``x``, then the decoder's EMA follows."""
+    nets, state = run.nets, run.state
+    discriminator = nets["discriminator"] if run.cfg.mode == "vaegan" else None
+    logs = algorithm1_step(
+        *(nets["encoder"], nets["decoder"], discriminator, x, state.optimizers, run.cfg.objective),
+        *(z_generator, state.scaler, run.autocast_dtype),
     )
-    return result
+    if state.ema is not None:
+        state.ema.update_parameters(state.model.decoder)
+    return logs
+
+
+def write_grids(run: Run, tag: str) -> None:
+    """The epoch's grids, drawn as the bundle will draw: the EMA decoder, BN recalibrated (a copy)."""
+    model = run.state.model
+    decoder = sampling_decoder(model, run.state.ema, run.cfg, run.processes.device)
+    heldout = torch.from_numpy(run.data.heldout)
+    with evaluating(model):
+        grids.write_epoch_grids(decoder, model.encoder, heldout, model.config.latent_dim, run.cfg.out / "samples", tag)
 
 
 def seed_everything(seed: int) -> None:
@@ -301,80 +274,6 @@ def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (B, C, H, W) -> float in [-1, 1] on the device (converted there: 4x less to copy), channels last."""
     x = batch.to(device, non_blocking=True).float() / 127.5 - 1.0
     return x.contiguous(memory_format=torch.channels_last)
-
-
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode (batch norm on its running statistics) for the block, then back to training."""
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train()
-
-
-def build_checkpoint(
-    cfg: TrainConfig,
-    model_config: ModelConfig,
-    model: VAEGAN,
-    optimizers: Optimizers,
-    scaler: torch.amp.GradScaler | None,
-    ema: AveragedModel | None,
-    position: Position,
-    steps_per_epoch: int,
-    data: ImageData,
-    eval_result: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The checkpoint dict: plain types and tensors only (loads with weights_only=True)."""
-    epoch, batch = position.epoch, position.batch
-    if batch == steps_per_epoch:  # saved on an epoch's last step: the next epoch starts at 0
-        epoch, batch = epoch + 1, 0
-    return {
-        "format_version": checkpoint.FORMAT_VERSION,
-        "step": position.step,
-        "epoch": epoch,
-        "preset": cfg.preset,
-        "model_config": model_config.to_dict(),
-        "objective": cfg.objective.to_dict(),
-        "train_config": cfg.to_dict(),
-        "dataset": cfg.dataset,
-        "preprocessing": data.preprocessing,
-        "models": {name: getattr(model, name).state_dict() for name in NETWORKS},
-        "optimizers": optimizers.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "decoder_ema": None if ema is None else {"updates": int(ema.n_averaged), "state": ema.module.state_dict()},
-        "rng": checkpoint.capture_rng(),
-        "data_position": {"epoch": epoch, "batch": batch, "index": batch * cfg.batch_size},
-        "eval": eval_result,
-    }
-
-
-def resume(
-    cfg: TrainConfig,
-    model_config: ModelConfig,
-    model: VAEGAN,
-    optimizers: Optimizers,
-    scaler: torch.amp.GradScaler | None,
-    ema: AveragedModel | None,
-    steps_per_epoch: int,
-) -> Position:
-    """Load ``cfg.resume`` into the model, optimizers, scaler and random generators."""
-    assert cfg.resume is not None
-    state = checkpoint.load(cfg.resume)
-    checkpoint.check_resumable(state, cfg.to_dict(), model_config.to_dict())
-    for name in NETWORKS:
-        getattr(model, name).load_state_dict(state["models"][name])
-    optimizers.load_state_dict(state["optimizers"])
-    if scaler is not None and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    if ema is not None and state.get("decoder_ema"):
-        ema.module.load_state_dict(state["decoder_ema"]["state"])
-        ema.n_averaged.fill_(state["decoder_ema"]["updates"])
-    checkpoint.restore_rng(state["rng"])
-    where = state["data_position"]
-    if where["batch"] >= steps_per_epoch:
-        raise UsageError(f"--resume {cfg.resume}: data position {where} does not fit this dataset")
-    return Position(step=state["step"], epoch=where["epoch"], batch=where["batch"])
 
 
 def export(cfg: TrainConfig, ckpt_path: Path) -> Path:

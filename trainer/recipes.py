@@ -31,7 +31,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "pixel_sigma": 0.3,  # --mode vae: the best pixel Gaussian of the VAE baseline
     },
 }
+DEFAULT_RECIPE = "default"  # what vaegan-train, make demo, compose and the pretrained bundles use
 RECIPE_OPTIONS = tuple(RECIPES["paper"])
+# The options that belong to model_core.config.ObjectiveConfig; the rest are TrainConfig fields.
+OBJECTIVE_OPTIONS = ("gamma", "generator_loss", "gan_inputs", "equilibrium", "dis_passes", "pixel_sigma")
 
 
 def recipe_options(recipe: str, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -226,7 +226,15 @@ def test_recipe_paper_keeps_the_papers_settings(tmp_path: Path) -> None:
     from trainer.cli import parse_args
 
     paper = parse_args([*tiny_args(tmp_path), "--recipe", "paper"])
-    assert (paper.gamma, paper.generator_loss, paper.dis_passes, paper.decoder_ema) == (1e-6, "minimax", "joint", 0)
+    p = paper.objective
+    assert (p.gamma, p.generator_loss, p.dis_passes, paper.decoder_ema, p.pixel_sigma) == (
+        1e-6,
+        "minimax",
+        "joint",
+        0,
+        1,
+    )
     default = parse_args([*tiny_args(tmp_path), "--gamma", "0.5"])
-    assert (default.recipe, default.gamma, default.dis_passes) == ("default", 0.5, "separate")
-    assert default.objective.dis_passes == "separate" and paper.objective.pixel_sigma == 1.0
+    d = default.objective
+    assert (default.recipe, d.gamma, d.dis_passes, d.generator_loss) == ("default", 0.5, "separate", "nonsaturating")
+    assert default.decoder_ema == 0.999 and d.pixel_sigma == 0.3
