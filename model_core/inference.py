@@ -26,10 +26,10 @@ DecoderVariant = Literal["phase4", "phase1", "convtranspose"]
 
 
 def default_decoder_variant(cfg: ModelConfig) -> DecoderVariant:
-    """The upsampling bench/runtime.py measured fastest in onnxruntime (1 thread, n=16, 2-core CPU).
+    """The upsampling bench/runtime.py measured fastest in onnxruntime for this decoder size.
 
-    Per-phase convolutions beat ConvTranspose on the paper64 decoder (~5-10 %) but not on the
-    narrower mnist32 one (~15 % slower there), so the choice follows the decoder's size.
+    Per-phase convolutions beat ConvTranspose on the paper64 decoder but not on the narrower
+    mnist32 one (figures: docs/benchmarks.md, bench/runtime.py), so the choice follows the size.
     """
     return "phase4" if cfg.image_size >= 64 else "convtranspose"
 

@@ -240,7 +240,7 @@ def planned_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
 def precision(amp: bool, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
     """--amp: bf16 autocast on CPU and on GPUs that support it, else fp16 with a GradScaler.
 
-    On a CPU with AVX512-BF16 a mnist32 VAE-GAN step runs ~2.5x faster (docs/benchmarks.md).
+    On a CPU with AVX512-BF16 this is much faster than float32 (figures: docs/benchmarks.md).
     """
     if not amp:
         return None, None
