@@ -11,7 +11,7 @@ rounds are compared. Candidates:
 - at n=16 (not with --quick), the shipped variant under other session options: intra-op threads,
   thread spinning, graph optimisation level.
 
-Every other session uses the options the export recommends (model_core.export.RECOMMENDED_SESSION,
+Every other session uses the options the export recommends (model_core.bundle.OrtSessionOptions().model_dump(),
 recorded in manifest.export and used by the service) except that, like eager PyTorch, it runs
 --threads intra-op threads: the keys compare the runtimes, not thread counts. On a CPU shared
 with other busy processes, compare with --threads 1: a 2-thread run there is slowed many times.
@@ -41,7 +41,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from model_core import export, inference
+from model_core import bundle, export, inference
 from model_core.config import PRESETS
 from model_core.vaegan import VAEGAN
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **keys,
         "shipped": {
             "decoder_variant": {p: inference.default_decoder_variant(PRESETS[p]) for p in args.presets},
-            "ort_session": export.RECOMMENDED_SESSION,
+            "ort_session": bundle.OrtSessionOptions().model_dump(),
         },
         "threads": args.threads,
         "rounds": rounds,

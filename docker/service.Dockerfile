@@ -6,7 +6,7 @@
 # nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 (CUDA 13.0.1 runtime libraries, cuDNN 9.13, Python
 # 3.12 from Ubuntu 24.04). The trainer image uses the same CUDA 13.0 with torch 2.13.0+cu130, so one
 # host driver (>= 580) runs both. No torch here: only the [serve-gpu] extra is installed, and the
-# service imports nothing of model_core but the torch-free model_core.bundle.
+# service imports nothing of model_core but the torch-free model_core.bundle and model_core.preprocessing.
 # docker-compose.cpu.yml rebuilds this file on ubuntu:24.04 with the [serve] extra (onnxruntime).
 ARG BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
 

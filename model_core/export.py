@@ -41,15 +41,6 @@ PARITY_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| accepted per file
 PARITY_BATCHES = (2, 7)  # batch >= 2 on purpose: batch 1 hides broken dynamic axes
 OPSET = 18
 Exporter = Literal["torchscript", "dynamo"]
-# Measured by bench/runtime.py on a 2-core CPU; the service reads them from manifest.export.
-# Keys as service/runtime.py reads them; intra_op_num_threads 0 means onnxruntime's default.
-RECOMMENDED_SESSION: dict[str, Any] = {
-    "graph_optimization_level": "ORT_ENABLE_ALL",
-    "intra_op_num_threads": 1,
-    "inter_op_num_threads": 1,
-    "execution_mode": "ORT_SEQUENTIAL",
-    "allow_spinning": False,  # spinning pool threads steal the CPU from everything else on 2 cores
-}
 
 
 class ExportError(Exception):
@@ -151,14 +142,7 @@ def ort_session(model: bytes | str, options: dict[str, Any] | None = None) -> An
     """An onnxruntime CPU session with the session options recorded in manifest.export."""
     import onnxruntime as ort
 
-    opts = {**RECOMMENDED_SESSION, **(options or {})}
-    so = ort.SessionOptions()
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, str(opts["graph_optimization_level"]))
-    so.execution_mode = getattr(ort.ExecutionMode, str(opts["execution_mode"]))
-    so.intra_op_num_threads = int(opts["intra_op_num_threads"])
-    so.inter_op_num_threads = int(opts["inter_op_num_threads"])
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts["allow_spinning"] else "0")
-    so.log_severity_level = 3
+    so = bundle.OrtSessionOptions(**(options or {})).to_ort()
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
 
@@ -281,7 +265,7 @@ def export_bundle(
             "decoder_variant": decoder_variant,
             "parity_tolerance": PARITY_TOLERANCE,
             "parity_inputs": "held-out images" if heldout is not None else "uniform random images",
-            "ort_session": dict(RECOMMENDED_SESSION),
+            "ort_session": bundle.OrtSessionOptions().model_dump(),  # the service reads them back
             "seconds": round(seconds, 3),
         },
         signatures=signatures,

@@ -3,7 +3,7 @@
 Conventions: every term is a scalar averaged over the batch and summed over its dimensions
 (latents, features or pixels), as in the authors' code. ``gan_discriminator_loss`` is the
 binary cross-entropy the discriminator minimises, i.e. the negative of the paper's L_GAN
-(Eq. 3, extended to reconstructions in Sec. 2.2), computed on logits for stability.
+(Eq. 4, extended to reconstructions in Sec. 2.2), computed on logits for stability.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from model_core.distributions import DiagonalGaussian
 
 
 def prior_kl(posterior: DiagonalGaussian) -> torch.Tensor:
-    """L_prior = KL(q(z|x) || p(z)), p(z) = N(0, I): Larsen et al. 2016, Eq. 1-2."""
+    """L_prior = KL(q(z|x) || p(z)), p(z) = N(0, I): Larsen et al. 2016, Eq. 3."""
     return posterior.kl().mean()
 
 
 def feature_llike(real_features: torch.Tensor, recon_features: torch.Tensor) -> torch.Tensor:
-    """L_llike^{Dis_l} = -E_q[log N(Dis_l(x) | Dis_l(x_tilde), I)] up to a constant: Eq. 4-5.
+    """L_llike^{Dis_l} = -E_q[log N(Dis_l(x) | Dis_l(x_tilde), I)] up to a constant: Eq. 5-6.
 
     Shapes (B, F). The Gaussian has identity covariance, so the negative log-likelihood is half
     the squared distance, summed over features.
@@ -38,7 +38,7 @@ def pixel_llike(x: torch.Tensor, x_tilde: torch.Tensor, sigma: float = 1.0) -> t
 
 
 def gan_discriminator_loss(real_logits: torch.Tensor, *fake_logits: torch.Tensor) -> torch.Tensor:
-    """-L_GAN = -[log Dis(x) + sum_fake log(1 - Dis(fake))]: Eq. 3 with the fakes of Sec. 2.2.
+    """-L_GAN = -[log Dis(x) + sum_fake log(1 - Dis(fake))]: Eq. 4 with the fakes of Sec. 2.2.
 
     The paper's fakes are Dec(z), z ~ q(z|x), and Dec(z_p), z_p ~ N(0, I); pass one or both.
     """

@@ -14,8 +14,9 @@ from service.errors import install_error_handlers
 from service.lifecycle import ModelManager
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.routes import ROUTERS
+from service.routes import routers
 from service.settings import Settings, get_settings
+from service.uploads import JSON
 
 log = logging.getLogger(__name__)
 
@@ -39,25 +40,35 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await manager.stop()
 
 
-def document_limits(app: FastAPI, settings: Settings) -> None:
-    """Write the settings' limits into the OpenAPI schema, so clients (and fuzzers) see the real bounds."""
+def document_latent_width(app: FastAPI) -> None:
+    """Write the served model's latent width into /openapi.json, so clients (and fuzzers) see it.
+
+    Every other limit is declared on its route (``Query(le=...)``, ``openapi_extra``); this one
+    belongs to the model serving now, which a hot swap can change after the routes are declared,
+    so it is set on FastAPI's cached schema whenever the schema is asked for.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        schema = build()  # built once and cached by FastAPI; patching again is harmless
-        for parameter in schema["paths"]["/sample"]["get"]["parameters"]:
-            if parameter["name"] == "n":
-                parameter["schema"]["maximum"] = settings.max_samples
-        decode = schema["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        decode["properties"]["z"]["maxItems"] = min(settings.max_samples, decode["properties"]["z"]["maxItems"])
+        schema = build()  # built once and cached by FastAPI; setting the width again is harmless
         runtime = app.state.models.current
-        if runtime is not None:  # the latent width of the model serving now (it may change on reload)
-            ends = schema["paths"]["/interpolate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-            for row in (decode["properties"]["z"]["items"], ends["properties"]["a"], ends["properties"]["b"]):
+        if runtime is not None:
+            for row in _latent_rows(schema):
                 row["minItems"] = row["maxItems"] = runtime.manifest.latent_dim
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _latent_rows(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schemas of the JSON latent rows: /decode's z rows, /interpolate's ends a and b."""
+
+    def body(path: str) -> dict[str, Any]:
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        properties: dict[str, Any] = content[JSON]["schema"]["properties"]
+        return properties
+
+    return [body("/decode")["z"]["items"], body("/interpolate")["a"], body("/interpolate")["b"]]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,9 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = ModelManager(settings, app.state.metrics)
 
     install_error_handlers(app)
-    for router in ROUTERS:
+    for router in routers(settings):
         app.include_router(router)
-    document_limits(app, settings)
+    document_latent_width(app)
 
     # Outermost last: metrics see every answer, the body limit applies before any route reads.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)

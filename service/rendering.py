@@ -17,7 +17,7 @@ from PIL import Image
 from service.errors import InvalidParameter
 
 GRID_PADDING = 2  # pixels between and around grid cells
-PNG_COMPRESS_LEVEL = 3  # zlib level: small outputs, and about 3x cheaper to encode than the default 6
+PNG_COMPRESS_LEVEL = 3  # zlib level: small outputs, and much cheaper to encode than the default 6
 
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:

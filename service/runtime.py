@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import ValidationError
 
-from model_core.bundle import Bundle, BundleError, Manifest, load_bundle
+from model_core.bundle import Bundle, BundleError, Manifest, OrtSessionOptions, first_error, load_bundle
 from service.batching import DirectRunner, MicroBatcher, Outputs, Runner
 from service.imaging import check_preprocessing
 from service.metrics import Metrics
@@ -32,47 +34,38 @@ log = logging.getLogger(__name__)
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 INPUTS = {"encoder": "image", "decoder": "z", "discriminator_features": "image"}
-# Service defaults for what the bundle's manifest.export["ort_session"] leaves out. Measured on the
-# 2-core CPU (see docs/api.md, "Performance"): with several sessions and requests sharing the
-# cores, spinning pool threads steal CPU from each other (2x slower decoder batches), so spinning
-# is off; graph optimizations ORT_ENABLE_ALL are 10-40% faster than BASIC.
-DEFAULT_SESSION: dict[str, Any] = {
-    "graph_optimization_level": "ORT_ENABLE_ALL",
-    "intra_op_num_threads": 1,
-    "inter_op_num_threads": 1,
-    "execution_mode": "ORT_SEQUENTIAL",
-    "allow_spinning": False,
-}
 
 
 class ModelLoadError(Exception):
     """A bundle cannot be served: bad files, bad manifest, or the requested provider is missing."""
 
 
-def session_settings(manifest: Manifest, settings: Settings) -> dict[str, Any]:
-    """Effective session options: service defaults < the bundle's recommendation < VAEGAN_ settings."""
-    chosen = dict(DEFAULT_SESSION)
-    recommended = manifest.export.get("ort_session")
-    if isinstance(recommended, dict):
-        chosen.update({k: v for k, v in recommended.items() if k in DEFAULT_SESSION})
-    if settings.intra_op_threads:
-        chosen["intra_op_num_threads"] = settings.intra_op_threads
-    return chosen
-
-
-def session_options(chosen: dict[str, Any]) -> ort.SessionOptions:
-    """``ort.SessionOptions`` from the dict ``session_settings`` returns."""
-    options = ort.SessionOptions()
+def _parse_session(label: str, values: Mapping[str, Any]) -> OrtSessionOptions:
+    """``OrtSessionOptions`` from a dict (unknown keys ignored); a bad value is a ModelLoadError."""
     try:
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, str(chosen["graph_optimization_level"]))
-        options.execution_mode = getattr(ort.ExecutionMode, str(chosen["execution_mode"]))
+        return OrtSessionOptions.model_validate(values)
+    except ValidationError as exc:
+        where, message = first_error(exc)
+        raise ModelLoadError(f"{label}: onnxruntime session option {where!r}: {message}") from None
+
+
+def session_settings(manifest: Manifest, settings: Settings) -> dict[str, Any]:
+    """Effective session options: OrtSessionOptions' defaults < the bundle's recommendation < VAEGAN_ settings."""
+    recommended = manifest.export.get("ort_session")
+    label = f"bundle {manifest.name}/{manifest.version} export.ort_session"
+    chosen = _parse_session(label, recommended if isinstance(recommended, dict) else {})
+    if settings.intra_op_threads:
+        chosen = chosen.model_copy(update={"intra_op_num_threads": settings.intra_op_threads})
+    return chosen.model_dump()
+
+
+def session_options(chosen: Mapping[str, Any]) -> ort.SessionOptions:
+    """``ort.SessionOptions`` from the dict ``session_settings`` returns."""
+    parsed = _parse_session("session options", chosen)
+    try:
+        return parsed.to_ort()
     except AttributeError as exc:
         raise ModelLoadError(f"unknown onnxruntime session option value ({exc})") from None
-    options.intra_op_num_threads = int(chosen["intra_op_num_threads"])
-    options.inter_op_num_threads = int(chosen["inter_op_num_threads"])
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if chosen["allow_spinning"] else "0")
-    options.log_severity_level = 3  # errors only; the service logs what matters itself
-    return options
 
 
 def requested_providers(choice: str) -> list[str]:

@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     batching: bool = True  # False (or max_batch 1): every request runs alone
     max_batch: int = Field(default=32, ge=1, le=1024)  # rows (images or latents) per ONNX Runtime call
     # How long the first queued row waits for company. 0: no deliberate wait; the rows that arrive
-    # while a batch runs form the next one (measured: on CPU a 2 ms wait costs 2 ms per network at
-    # low load and buys nothing at high load; raise it on a GPU, where bigger batches are cheaper).
+    # while a batch runs form the next one. On CPU a wait costs its own length per network at low
+    # load and buys nothing at high load (docs/api.md, "Performance"); raise it on a GPU, where
+    # bigger batches are cheaper.
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
     max_queue: int = Field(default=1024, ge=1)  # rows waiting per network; beyond it: 503 with Retry-After
     # Batches of one network running at once. Each ONNX Runtime call uses one thread (measured best,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from model_core.bundle import fsync_dir
 from model_core.serialization import CHECKPOINT_FORMAT_VERSION, CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN, Optimizers
 from trainer.config import TrainConfig, TrainingError, UsageError
@@ -140,22 +141,10 @@ def save_atomic(checkpoint: dict[str, Any], path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise TrainingError(f"cannot write checkpoint {path}: {exc}; the previous one is intact") from exc
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist the rename itself (POSIX); skipped where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def load(path: Path) -> dict[str, Any]:

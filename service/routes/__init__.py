@@ -1,15 +1,25 @@
-"""One APIRouter per resource; ``ROUTERS`` is what ``create_app`` includes."""
+"""One APIRouter per resource; ``routers(settings)`` is what ``create_app`` includes.
+
+/sample and /decode are built per app: their limits come from its settings and are declared on
+the routes, so FastAPI both enforces and documents them.
+"""
+
+from fastapi import APIRouter
 
 from service.routes import decode, encode, health, interpolate, metrics, model, reconstruct, sample, similarity
+from service.settings import Settings
 
-ROUTERS = (
-    health.router,
-    model.router,
-    metrics.router,
-    sample.router,
-    reconstruct.router,
-    encode.router,
-    decode.router,
-    interpolate.router,
-    similarity.router,
-)
+
+def routers(settings: Settings) -> tuple[APIRouter, ...]:
+    """The routers of an app created with ``settings``, in the order they are included."""
+    return (
+        health.router,
+        model.router,
+        metrics.router,
+        sample.build_router(settings),
+        reconstruct.router,
+        encode.router,
+        decode.build_router(settings),
+        interpolate.router,
+        similarity.router,
+    )

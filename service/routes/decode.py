@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import Field, create_model
 
-from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
-from service.schemas import DecodeRequest
+from service.schemas import MAX_LATENT_ROWS, DecodeRequest, LatentRow
+from service.settings import Settings
 from service.uploads import JSON, read_json
-
-router = APIRouter(tags=["generate"])
 
 
 def latent_matrix(rows: list[list[float]], latent_dim: int, max_rows: int) -> np.ndarray:
@@ -26,22 +26,39 @@ def latent_matrix(rows: list[list[float]], latent_dim: int, max_rows: int) -> np
     return np.asarray(rows, dtype=np.float32)
 
 
-@router.post(
-    "/decode",
-    response_class=Response,
-    responses=responses(413, 415, 422, 503, images=True),
-    openapi_extra={"requestBody": {"required": True, "content": {JSON: {"schema": DecodeRequest.model_json_schema()}}}},
-)
-async def decode(
-    request: Request,
-    runtime: RuntimeDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    options: Annotated[OutputOptions, Depends(output_options)],
-) -> Response:
-    """Decode ``{"z": [[...], ...]}`` to a PNG grid (or JSON)."""
-    body = await read_json(request, DecodeRequest)
-    z = latent_matrix(body.z, runtime.manifest.latent_dim, settings.max_samples)
-    check_output(runtime, settings, len(z), options)
-    images = await runtime.decode(z)
-    return await image_response(request, runtime, metrics, images, options, latents=z)
+def request_body(max_rows: int) -> dict[str, Any]:
+    """The documented requestBody: ``DecodeRequest`` with at most ``max_rows`` rows (VAEGAN_MAX_SAMPLES)."""
+    bounded = create_model(
+        "DecodeRequest",
+        __base__=DecodeRequest,
+        __doc__=DecodeRequest.__doc__,
+        z=(Annotated[list[LatentRow], Field(min_length=1, max_length=min(max_rows, MAX_LATENT_ROWS))], ...),
+    )
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": bounded.model_json_schema()}}}}
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """The /decode router of an app, its body documented with the app's VAEGAN_MAX_SAMPLES."""
+    router = APIRouter(tags=["generate"])
+
+    @router.post(
+        "/decode",
+        response_class=Response,
+        responses=responses(413, 415, 422, 503, images=True),
+        openapi_extra=request_body(settings.max_samples),
+    )
+    async def decode(
+        request: Request,
+        runtime: RuntimeDep,
+        metrics: MetricsDep,
+        options: Annotated[OutputOptions, Depends(output_options)],
+    ) -> Response:
+        """Decode ``{"z": [[...], ...]}`` to a PNG grid (or JSON)."""
+        # Parsed with the widest bound, so that too many rows get the message naming the setting.
+        body = await read_json(request, DecodeRequest)
+        z = latent_matrix(body.z, runtime.manifest.latent_dim, settings.max_samples)
+        check_output(runtime, settings, len(z), options)
+        images = await runtime.decode(z)
+        return await image_response(request, runtime, metrics, images, options, latents=z)
+
+    return router

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import asdict
+
 from fastapi import APIRouter, Request
 
 from service.dependencies import RuntimeDep, SettingsDep
+from service.distances import pair_distances
 from service.errors import error_responses
 from service.responses import image_input
 from service.schemas import SimilarityOut
@@ -23,17 +25,5 @@ router = APIRouter(tags=["similarity"])
 async def similarity(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> SimilarityOut:
     """Learned (Dis_l) and pixel distances between multipart images a and b."""
     x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("a", "b"))  # (2, C, H, W)
-    features = (await runtime.features(x)).astype(np.float64)  # (2, F)
-    pixels = x.reshape(2, -1).astype(np.float64)  # (2, C*H*W)
-    # Larsen et al. 2016, Eq. 6-7: -log p(Dis_l(a) | Dis_l(b)) = 1/2 ||Dis_l(a) - Dis_l(b)||^2 + const.
-    learned_sq = float(np.sum((features[0] - features[1]) ** 2))
-    pixel_sq = float(np.sum((pixels[0] - pixels[1]) ** 2))
-    return SimilarityOut(
-        learned_distance=0.5 * learned_sq,
-        pixel_distance=0.5 * pixel_sq,
-        learned_mse=learned_sq / features.shape[1],
-        pixel_mse=pixel_sq / pixels.shape[1],
-        features=features.shape[1],
-        pixels=pixels.shape[1],
-        model_version=runtime.version,
-    )
+    features = await runtime.features(x)  # (2, F)
+    return SimilarityOut(**asdict(pair_distances(features, x)), model_version=runtime.version)

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.service.conftest import image_bytes
+from tests.service.helpers import image_bytes
 
 Z = 32  # mnist32 latent_dim
 JSON = {"Accept": "application/json"}

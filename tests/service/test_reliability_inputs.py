@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.data import make_hostile
-from tests.service.conftest import image_bytes
+from tests.service.helpers import image_bytes
 
 Z = 32  # mnist32 latent_dim
 CORPUS_DIR = make_hostile.HERE

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import settings_for
+from tests.service.helpers import settings_for
 
 Z = 32  # mnist32 latent_dim
 ANSWERED: Counter[int] = Counter()

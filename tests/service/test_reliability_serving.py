@@ -22,7 +22,7 @@ import pytest
 
 from model_core.bundle import read_manifest, set_latest, write_bundle
 from tests.data import make_hostile
-from tests.service.conftest import image_bytes
+from tests.service.helpers import image_bytes
 from tests.service.live_server import LiveServer
 
 Z = 32  # mnist32 latent_dim

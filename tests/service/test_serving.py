@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_core.bundle import set_latest
 from service.__main__ import Server, parse_args
-from tests.service.conftest import export_mnist32, image_bytes
+from tests.service.helpers import export_mnist32, image_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 

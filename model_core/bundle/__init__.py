@@ -1,0 +1,77 @@
+"""The model bundle: the only contract between the trainer and the service.
+
+    models/<name>/<version>/{encoder.onnx, decoder.onnx, discriminator_features.onnx, manifest.json}
+    models/<name>/LATEST     (text: the version served by default)
+
+A bundle is written into a temporary folder beside its target, fsynced, renamed into place, and
+only then is LATEST replaced (also by rename), so a reader never sees half a bundle. Reading
+verifies every checksum, the format version and the ONNX signatures. This package imports no
+torch: the service image has none.
+
+    schema.py   file names, manifest.json as pydantic models, the recommended session options
+    store.py    names, checksums, atomic publishing, LATEST resolution, manifest reading
+    loading.py  a bundle's manifest, checksums and ONNX signatures checked together
+"""
+
+from model_core.bundle.loading import check_manifest, check_signature, load_bundle, verify
+from model_core.bundle.schema import (
+    FORMAT_VERSION,
+    LATEST,
+    MANIFEST,
+    NETWORK_FILES,
+    Bundle,
+    BundleError,
+    ImageSpec,
+    Manifest,
+    OrtSessionOptions,
+    Preprocessing,
+    Signature,
+    TensorSpec,
+    Training,
+    first_error,
+    network_signatures,
+)
+from model_core.bundle.store import (
+    default_version,
+    fsync_dir,
+    list_versions,
+    read_manifest,
+    resolve,
+    set_latest,
+    sha256_file,
+    validate_name,
+    verify_files,
+    write_bundle,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "LATEST",
+    "MANIFEST",
+    "NETWORK_FILES",
+    "Bundle",
+    "BundleError",
+    "ImageSpec",
+    "Manifest",
+    "OrtSessionOptions",
+    "Preprocessing",
+    "Signature",
+    "TensorSpec",
+    "Training",
+    "check_manifest",
+    "check_signature",
+    "default_version",
+    "first_error",
+    "fsync_dir",
+    "list_versions",
+    "load_bundle",
+    "network_signatures",
+    "read_manifest",
+    "resolve",
+    "set_latest",
+    "sha256_file",
+    "validate_name",
+    "verify",
+    "verify_files",
+    "write_bundle",
+]

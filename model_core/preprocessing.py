@@ -1,0 +1,121 @@
+"""Image preprocessing driven by the manifest's ``preprocessing`` record (docs/bundle.md).
+
+The trainer applies it to its datasets and writes the record into the checkpoint and the bundle;
+the service applies the same record to uploads. Both import this module, so there is one pipeline.
+It needs numpy and Pillow only: the service image has no torch. The steps, in order:
+
+1. channels: any Pillow mode to "L" (1) or "RGB" (3); 16-bit and float modes scaled to 8 bits,
+   alpha composited on black (the background, -1 in model units).
+2. crop (top, left, h, w), only when the image is exactly ``crop_source`` (H, W).
+3. blur: a Gaussian of ``blur_sigma`` (separable, radius ceil(4 sigma), symmetric edges).
+4. fit: resize to ``fit`` (h, w) with ``resize_filter``.
+5. invert: u8 -> 255 - u8 of the content, when ``invert`` is set.
+6. pad (top, bottom, left, right) with the background 0.
+7. value: u8 scaled linearly onto ``value_range`` ([-1, 1]: u8 / 127.5 - 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from model_core.bundle import Preprocessing
+
+RESIZE_FILTERS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "nearest": Image.Resampling.NEAREST,
+}
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+
+
+def to_channels(img: Image.Image, channels: int) -> Image.Image:
+    """Any Pillow mode to "L" (1 channel) or "RGB" (3), 8 bits per channel, alpha on black."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        scale = 1.0 if img.mode == "F" else 255.0 / 65535.0  # 16-bit samples to 8 bits
+        values = np.clip(np.round(np.asarray(img, dtype=np.float64) * scale), 0, 255)
+        img = Image.fromarray(values.astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")  # keeps the palette's transparency
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))  # black: -1 in model units
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    target = "L" if channels == 1 else "RGB"
+    if img.mode == target:
+        return img
+    rgb = img.convert("RGB")  # CMYK, YCbCr, 1, LAB, HSV ... go through RGB
+    return rgb.convert("L") if target == "L" else rgb
+
+
+def _blur_axis(x: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
+    """Correlate ``x`` with ``taps`` along ``axis``; ``x`` is already padded by len(taps) // 2."""
+    x = np.moveaxis(x, axis, 0)  # a view: the slices below are views too, no copies
+    size = x.shape[0] - len(taps) + 1
+    out = np.zeros_like(x[:size])
+    for offset, weight in enumerate(taps):  # tap by tap, in order: another order could round some pixels differently
+        out += weight * x[offset : offset + size]
+    return np.moveaxis(out, 0, axis)
+
+
+def gaussian_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of (H, W, C) uint8, radius ceil(4 sigma), symmetric edges."""
+    radius = math.ceil(4 * sigma)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(pixels.astype(np.float64), ((radius, radius), (radius, radius), (0, 0)), mode="symmetric")
+    blurred = _blur_axis(_blur_axis(padded, taps, axis=0), taps, axis=1)  # (H, W, C)
+    return np.clip(blurred.round(), 0, 255).astype(np.uint8)
+
+
+def crop(img: Image.Image, spec: Preprocessing) -> Image.Image:
+    """``spec.crop`` of ``img`` when ``img`` is exactly ``spec.crop_source``; any other size as it is."""
+    if spec.crop is None or spec.crop_source is None or (img.height, img.width) != spec.crop_source:
+        return img
+    top, left, h, w = spec.crop
+    return img.crop((left, top, left + w, top + h))
+
+
+def blur(img: Image.Image, sigma: float) -> Image.Image:
+    """``gaussian_blur`` of an "L" or "RGB" image."""
+    blurred = gaussian_blur(np.asarray(img).reshape(img.height, img.width, -1), sigma)  # (H, W, C)
+    return Image.fromarray(blurred[:, :, 0] if img.mode == "L" else blurred)  # (H, W[, C])
+
+
+def fit(img: Image.Image, size: tuple[int, int], resize_filter: str) -> np.ndarray:
+    """``img`` resized to ``size`` (h, w) unless it already is: (C, h, w) uint8."""
+    fit_h, fit_w = size
+    if (img.height, img.width) != (fit_h, fit_w):
+        img = img.resize((fit_w, fit_h), RESIZE_FILTERS[resize_filter])
+    return np.asarray(img).reshape(fit_h, fit_w, -1).transpose(2, 0, 1)  # (C, h, w)
+
+
+def pad(pixels: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
+    """(C, h, w) -> (C, H, W): ``sides`` (top, bottom, left, right) filled with the background 0."""
+    top, bottom, left, right = sides
+    return np.pad(pixels, ((0, 0), (top, bottom), (left, right)))
+
+
+def to_value_range(pixels: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """uint8 pixels scaled linearly onto ``value_range``: 0 -> low, 255 -> high, float32."""
+    low, high = value_range
+    return (pixels.astype(np.float32) * ((high - low) / 255.0) + low).astype(np.float32)
+
+
+def preprocess_u8(img: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """Steps 1-6 on one image: (C, H, W) uint8, what the trainer stores."""
+    img = to_channels(img, spec.channels)
+    img = crop(img, spec)
+    if spec.blur_sigma:
+        img = blur(img, spec.blur_sigma)
+    pixels = fit(img, spec.fit, spec.resize_filter)  # (C, h, w)
+    if spec.invert:
+        pixels = 255 - pixels  # before the padding: the background stays background
+    return pad(pixels, spec.pad)
+
+
+def preprocess(img: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """Every step on one image: the model input (C, H, W) float32 in ``spec.value_range``."""
+    return to_value_range(preprocess_u8(img, spec), spec.value_range)
