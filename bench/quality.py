@@ -65,6 +65,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ablation", action="store_true", help="the ablation table on the tuning split")
     p.add_argument("--rows", nargs="+", choices=list(ABLATION), help="--ablation: only these rows")
     p.add_argument("--checkpoint", type=Path, help="score this trained checkpoint (no training)")
+    p.add_argument("--no-ema", dest="ema", action="store_false", help="--checkpoint: score the last decoder weights")
+    p.add_argument("--tune", action="store_true", help="--checkpoint: score on the tuning split (7000-7999)")
     p.add_argument("--steps", type=int, default=1500, help="optimizer steps of every run")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -181,7 +183,9 @@ def run_rows(rows: dict[str, list[str]], dataset: str, scorer: Scorer, a: argpar
             if name in ("default", "vaegan") and "--decoder-ema" not in flags:
                 plain = export_checkpoint(ckpt, work / "models", f"{tag}-noema-seed{seed}", use_ema=False)
                 results.setdefault(f"{name}, no decoder EMA", []).append({"seed": seed, **scorer(plain), **run})
-            sys.stderr.write(f"{name} seed {seed}: {json.dumps(results[name][-1])}\n")
+            for row in (name, f"{name}, no decoder EMA"):
+                if row in results and results[row][-1]["seed"] == seed:
+                    sys.stderr.write(f"{row} seed {seed}: {json.dumps(results[row][-1])}\n")
     return {name: {"mean": mean_of(runs), "runs": runs} for name, runs in results.items()}
 
 
@@ -197,13 +201,13 @@ def publish(ckpt_path: Path, models_dir: Path, result: dict[str, Any]) -> Path:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     a = parse_args(argv)
     start = time.perf_counter()
-    scorer = Scorer(TUNE_HELDOUT_SLICE if a.ablation else HELDOUT_SLICE, a.samples)
+    scorer = Scorer(TUNE_HELDOUT_SLICE if a.ablation or a.tune else HELDOUT_SLICE, a.samples)
     summary: dict[str, Any] = {"judge": scorer.judge}
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         work = a.work or Path(tmp)
         if a.checkpoint is not None:  # one finished run, e.g. the pretrained bundle's
-            bundle = export_checkpoint(a.checkpoint, work / "models", "scored")
-            result = scorer(bundle, a.img_dir / "quality_pretrained" if a.img_dir else None)
+            bundle = export_checkpoint(a.checkpoint, work / "models", "scored", use_ema=a.ema)
+            result = scorer(bundle, a.img_dir / "quality_pretrained" if a.img_dir and not a.tune else None)
             if a.publish is not None:
                 publish(a.checkpoint, a.publish, result)
             summary.update(result)
@@ -217,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             summary.update({k: vaegan[k] for k in ("max_class_share", "sample_confidence", "recon_label_kept")})
             summary.update({"targets": TARGETS, "rows": rows})
     summary["budget"] = {"steps": a.steps, "batch_size": a.batch_size, "amp": a.amp, "seeds": a.seeds}
-    summary["split"] = "train 0-6999, score 7000-7999" if a.ablation else "train 0-7999, score 8000-9999"
+    tuning = a.ablation or a.tune
+    summary["split"] = "train 0-6999, score 7000-7999" if tuning else "train 0-7999, score 8000-9999"
     summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
     summary["seconds"] = time.perf_counter() - start
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -63,19 +63,27 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 
 
 def sampling_decoder(model: VAEGAN, ema: AveragedModel | None, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """A copy of the decoder the bundle samples with: the EMA (if any), BN statistics recalibrated, eval mode.
+    """A copy of the decoder the bundle samples with: the EMA (if any), BN statistics recalibrated, eval mode."""
+    source = ema.module if ema is not None else model.decoder
+    return recalibrated_copy(source, model.config.latent_dim, cfg.recalibrate_bn, cfg.batch_size, cfg.seed, device)
+
+
+def recalibrated_copy(
+    decoder: nn.Module, latent_dim: int, batches: int, batch_size: int, seed: int, device: torch.device
+) -> nn.Module:
+    """A copy of ``decoder`` in eval mode whose BN statistics are averaged exactly over ``batches`` of Dec(z_p).
 
     The running statistics training leaves mix Dec(z) and Dec(z_p) batches of moving weights; eval
     mode and the exported graph would sample grey checkerboards from them (docs/benchmarks.md). So
-    they are replaced by their exact average over Dec(z_p), z_p ~ N(0, I) (seeded, the same every time).
+    they are replaced by their exact average over Dec(z_p), z_p ~ N(0, I) (seeded by the run's seed,
+    the same every time). ``batches`` 0 keeps the running statistics.
     """
-    decoder = copy.deepcopy(ema.module if ema is not None else model.decoder)
-    if cfg.recalibrate_bn > 0:
+    decoder = copy.deepcopy(decoder)
+    if batches > 0:
         generator = torch.Generator(device=device)
-        generator.manual_seed(cfg.seed + 0x5EED)
-        shape = (max(cfg.batch_size, 2), model.config.latent_dim)
-        z_batches = (torch.randn(shape, generator=generator, device=device) for _ in range(cfg.recalibrate_bn))
-        recalibrate_batchnorm(decoder, z_batches)
+        generator.manual_seed(seed + 0x5EED)
+        shape = (max(batch_size, 2), latent_dim)
+        recalibrate_batchnorm(decoder, (torch.randn(shape, generator=generator, device=device) for _ in range(batches)))
     return decoder.eval()
 
 

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from model_core import bundle
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.export import PARITY_BATCHES, ExportError, export_bundle
 from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
+from trainer.evaluation import recalibrated_copy
 from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist, to_model_range
 from trainer.recipes import RECIPE_OPTIONS
 
@@ -83,7 +85,15 @@ def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str,
             model.decoder.load_state_dict(ckpt["decoder_ema"]["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: checkpoint does not match its model_config ({exc})") from None
-    if not use_ema:
+    if not use_ema and ckpt.get("decoder_ema"):
+        # The run recalibrated only the decoder it sampled with (the EMA): the last weights get the same.
+        train = ckpt.get("train_config") or {}
+        batches, batch_size, seed = (
+            int(train.get(k, d)) for k, d in (("recalibrate_bn", 50), ("batch_size", 64), ("seed", 0))
+        )
+        model.decoder = recalibrated_copy(
+            model.decoder, model.config.latent_dim, batches, batch_size, seed, torch.device("cpu")
+        )
         ckpt = {**ckpt, "decoder_ema": None}
     return model.eval(), ckpt
 
