@@ -70,5 +70,5 @@ WORKDIR /app
 USER 10001:10001
 
 # The compose file passes the same command with its settings; this default reproduces the seed run.
-CMD ["vaegan-train", "--preset", "mnist32", "--dataset", "mnist", "--epochs", "20", "--device", "cuda", \
+CMD ["vaegan-train", "--preset", "mnist32", "--dataset", "mnist", "--recipe", "default", "--epochs", "20", "--device", "cuda", \
      "--data-dir", "/data", "--out", "/runs/mnist", "--export-to", "/models", "--name", "mnist"]
