@@ -29,6 +29,13 @@ def test_export_to_writes_a_bundle_after_training(tmp_path: Path) -> None:
     assert manifest["name"] == "digits" and manifest["version"] == "v1"
     assert manifest["preprocessing"]["pad"] == [2, 2, 2, 2]
     assert manifest["training"]["steps"] == 2 and manifest["training"]["seed"] == 3
+    training = manifest["training"]  # the recipe and every option it set are recorded
+    assert (training["recipe"], training["sampling_decoder"], training["generator_loss"]) == (
+        "default",
+        "ema",
+        "nonsaturating",
+    )
+    assert training["options"]["dis_passes"] == "separate" and training["options"]["decoder_ema"] == 0.999
     assert (models / "digits" / "LATEST").read_text().strip() == "v1"
 
 
