@@ -51,6 +51,7 @@ TARGETS = {
 ABLATION: dict[str, list[str]] = {
     "default": [],
     "dis_passes joint": ["--dis-passes", "joint"],
+    "dis_lr_scale 1": ["--dis-lr-scale", "1"],
     "recipe paper": ["--recipe", "paper"],
     "vae": ["--mode", "vae"],
     "generator_loss minimax": ["--generator-loss", "minimax"],
