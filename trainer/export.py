@@ -22,6 +22,8 @@ from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.export import PARITY_BATCHES, ExportError, export_bundle
 from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
+from trainer.checkpoint import NETWORKS
+from trainer.config import TrainConfig
 from trainer.evaluation import recalibrated_copy
 from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist, to_model_range
 from trainer.recipes import RECIPE_OPTIONS
@@ -79,7 +81,7 @@ def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str,
         raise ExportError(f"{path}: checkpoint lacks {', '.join(missing)}")
     try:
         model = VAEGAN(ModelConfig.from_dict(ckpt["model_config"]), ObjectiveConfig(**(ckpt.get("objective") or {})))
-        for net in ("encoder", "decoder", "discriminator"):
+        for net in NETWORKS:
             getattr(model, net).load_state_dict(ckpt["models"][net])
         if use_ema and ckpt.get("decoder_ema"):
             model.decoder.load_state_dict(ckpt["decoder_ema"]["state"])
@@ -89,7 +91,7 @@ def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str,
         # The run recalibrated only the decoder it sampled with (the EMA): the last weights get the same.
         train = ckpt.get("train_config") or {}
         batches, batch_size, seed = (
-            int(train.get(k, d)) for k, d in (("recalibrate_bn", 50), ("batch_size", 64), ("seed", 0))
+            int(train.get(k, getattr(TrainConfig, k))) for k in ("recalibrate_bn", "batch_size", "seed")
         )
         model.decoder = recalibrated_copy(
             model.decoder, model.config.latent_dim, batches, batch_size, seed, torch.device("cpu")

@@ -7,7 +7,10 @@ table, says what each option is worth). A flag given on the command line overrid
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
+
+from model_core.config import ObjectiveConfig
 
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {
@@ -34,7 +37,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 DEFAULT_RECIPE = "default"  # what vaegan-train, make demo, compose and the pretrained bundles use
 RECIPE_OPTIONS = tuple(RECIPES["paper"])
 # The options that belong to model_core.config.ObjectiveConfig; the rest are TrainConfig fields.
-OBJECTIVE_OPTIONS = ("gamma", "generator_loss", "gan_inputs", "equilibrium", "dis_passes", "pixel_sigma")
+OBJECTIVE_OPTIONS = tuple(k for k in RECIPE_OPTIONS if k in {f.name for f in fields(ObjectiveConfig)})
 
 
 def recipe_options(recipe: str, overrides: dict[str, Any]) -> dict[str, Any]:
