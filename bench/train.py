@@ -120,7 +120,7 @@ def epoch_grid_seconds(minimal: MinimalLoop, folder: Path) -> float:
     heldout = torch.from_numpy(np.zeros((grids.GRID_SIZE, 1, 32, 32), np.uint8))
     start = time.perf_counter()
     m.eval()
-    grids.write_epoch_grids(m.decoder, m.encoder, heldout, m.config.latent_dim, folder, "bench")
+    grids.write_epoch_grids(m.decoder, m.encoder, heldout, None, m.config, folder, "bench")
     m.train()
     return time.perf_counter() - start
 

@@ -23,6 +23,13 @@ class ModelConfig:
     dis_fc: int = 512  # Dis: fc (BN, ReLU) before the single logit
     similarity_layer: int = 4  # Dis_l: output of this conv (1-based, stem counted), before its BN
     bn_momentum: float = 0.1  # PyTorch convention (the authors' 0.9 running-average decay)
+    # 0: unconditional (the paper). K > 0: a one-hot label (B, K) enters Enc's fc, Dec beside z and
+    # Dis, as in vae-gan-tf (the TensorFlow VAE-GAN we follow).
+    num_classes: int = 0
+    # How Dis sees the label: "projection" (Miyato & Koyama 2018: logit += <embed(y), h>) or "planes"
+    # (vae-gan-tf: K constant planes appended to the last conv's output). Both act after Dis_l, so
+    # the learned similarity never needs a label. Default and figures: docs/benchmarks.md.
+    dis_conditioning: str = "projection"
 
     def __post_init__(self) -> None:
         if self.image_size % 8 != 0 or self.image_size < 8:
@@ -31,6 +38,10 @@ class ModelConfig:
             raise ValueError("enc_channels, dec_channels and dis_channels need three stages each (size/8)")
         if not 1 <= self.similarity_layer <= 1 + len(self.dis_channels):
             raise ValueError(f"similarity_layer must be in 1..{1 + len(self.dis_channels)}")
+        if self.num_classes < 0 or self.num_classes == 1:
+            raise ValueError(f"num_classes must be 0 (unconditional) or at least 2, got {self.num_classes}")
+        if self.dis_conditioning not in ("projection", "planes"):
+            raise ValueError(f"dis_conditioning must be 'projection' or 'planes', got {self.dis_conditioning!r}")
 
     @property
     def base_size(self) -> int:
@@ -49,6 +60,10 @@ class ModelConfig:
     def similarity_features(self) -> int:
         c, h, w = self.similarity_shape
         return c * h * w
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -56,8 +56,8 @@ class NetworkSpec:
 
     file: str
     module: nn.Module
-    reference: Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
-    inputs: tuple[str, ...]
+    reference: Callable[..., tuple[torch.Tensor, ...]]  # takes the inputs in ``inputs`` order
+    inputs: tuple[str, ...]  # "image", "z" and, for a conditional model, "label" (N, K) one-hot
     outputs: tuple[str, ...]
     signature: bundle.Signature
 
@@ -67,21 +67,22 @@ def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) 
     cfg = model.config
     decoder_variant = decoder_variant or default_decoder_variant(cfg)
     image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
-    sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features)
+    sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features, cfg.num_classes)
+    label = ("label",) if cfg.conditional else ()
     return [
         NetworkSpec(
             "encoder.onnx",
             InferenceEncoder(model.encoder),
-            lambda x: tuple(model.encoder(x)),
-            ("image",),
+            lambda *xs: tuple(model.encoder(*xs)),
+            ("image", *label),
             ("mu", "logvar"),
             sigs["encoder.onnx"],
         ),
         NetworkSpec(
             "decoder.onnx",
             InferenceDecoder(model.decoder, decoder_variant),
-            lambda x: (model.decoder(x),),
-            ("z",),
+            lambda *xs: (model.decoder(*xs),),
+            ("z", *label),
             ("image",),
             sigs["decoder.onnx"],
         ),
@@ -98,21 +99,22 @@ def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) 
 
 def to_onnx(
     module: nn.Module,
-    example: torch.Tensor,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
     inputs: Sequence[str],
     outputs: Sequence[str],
     exporter: Exporter = "torchscript",
 ) -> bytes:
     """Serialise ``module`` (eval mode) with a dynamic batch axis on every input and output."""
     module.eval()
+    examples = example if isinstance(example, tuple) else (example,)
     if exporter == "dynamo":
         batch = torch.export.Dim("batch", min=1)
         program = torch.onnx.export(
             module,
-            (example,),
+            examples,
             input_names=list(inputs),
             output_names=list(outputs),
-            dynamic_shapes=({0: batch},),
+            dynamic_shapes=tuple({0: batch} for _ in examples),
             opset_version=OPSET,
             dynamo=True,
             verbose=False,
@@ -126,7 +128,7 @@ def to_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            (example,),
+            examples,
             buffer,  # type: ignore[arg-type]
             input_names=list(inputs),
             output_names=list(outputs),
@@ -146,7 +148,7 @@ def ort_session(model: bytes | str, options: dict[str, Any] | None = None) -> An
     return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def check_file(spec: NetworkSpec, data: bytes, batches: Sequence[torch.Tensor]) -> float:
+def check_file(spec: NetworkSpec, data: bytes, batches: Sequence[tuple[torch.Tensor, ...]]) -> float:
     """onnx.checker, then the max |onnxruntime - PyTorch| over ``batches``; raise ExportError naming the network."""
     import onnx
 
@@ -157,10 +159,10 @@ def check_file(spec: NetworkSpec, data: bytes, batches: Sequence[torch.Tensor]) 
         raise ExportError(f"{network}: onnx.checker refused the export ({exc})") from exc
     session = ort_session(data)
     worst = 0.0
-    for x in batches:
+    for xs in batches:
         with torch.no_grad():
-            expected = [t.numpy() for t in spec.reference(x)]
-        got = session.run(list(spec.outputs), {spec.inputs[0]: x.numpy()})
+            expected = [t.numpy() for t in spec.reference(*xs)]
+        got = session.run(list(spec.outputs), {name: x.numpy() for name, x in zip(spec.inputs, xs, strict=True)})
         for name, e, g in zip(spec.outputs, expected, got, strict=True):
             if e.shape != g.shape:
                 raise ExportError(
@@ -176,7 +178,8 @@ def check_file(spec: NetworkSpec, data: bytes, batches: Sequence[torch.Tensor]) 
 
 
 def parity_inputs(cfg: ModelConfig, heldout: np.ndarray | None, seed: int = 0) -> dict[str, list[torch.Tensor]]:
-    """Batches of 2 and 7: latents from N(0, I); images from ``heldout`` (N, C, H, W) or uniform in [-1, 1]."""
+    """Batches of 2 and 7 per input name: latents from N(0, I); images from ``heldout`` (N, C, H, W) or
+    uniform in [-1, 1]; one-hot labels of random classes for a conditional model."""
     g = torch.Generator().manual_seed(seed)
     n = sum(PARITY_BATCHES)
     if heldout is not None:
@@ -190,7 +193,12 @@ def parity_inputs(cfg: ModelConfig, heldout: np.ndarray | None, seed: int = 0) -
         images = torch.rand((n, cfg.channels, cfg.image_size, cfg.image_size), generator=g) * 2 - 1
     latents = torch.randn((n, cfg.latent_dim), generator=g)
     splits = list(PARITY_BATCHES)
-    return {"image": list(images.split(splits)), "z": list(latents.split(splits))}
+    batches = {"image": list(images.split(splits)), "z": list(latents.split(splits))}
+    if cfg.conditional:
+        classes = torch.randint(cfg.num_classes, (n,), generator=g)
+        onehot = torch.nn.functional.one_hot(classes, cfg.num_classes).float()  # (n, K)
+        batches["label"] = list(onehot.split(splits))
+    return batches
 
 
 def export_files(
@@ -207,9 +215,9 @@ def export_files(
         contents, parity, signatures = {}, {}, {}
         with torch.no_grad():
             for spec in network_specs(model, decoder_variant):
-                example = batches[spec.inputs[0]][0]
-                data = to_onnx(spec.module, example, spec.inputs, spec.outputs, exporter)
-                parity[spec.file] = check_file(spec, data, batches[spec.inputs[0]])
+                per_batch = list(zip(*(batches[name] for name in spec.inputs), strict=True))  # [(x, y), ...]
+                data = to_onnx(spec.module, per_batch[0], spec.inputs, spec.outputs, exporter)
+                parity[spec.file] = check_file(spec, data, per_batch)
                 contents[spec.file], signatures[spec.file] = data, spec.signature
         return contents, parity, signatures
     finally:
@@ -231,15 +239,25 @@ def export_bundle(
     update_latest: bool = True,
     decoder_variant: DecoderVariant | None = None,
     exporter: Exporter = "torchscript",
+    class_names: Sequence[str] = (),
+    class_means: np.ndarray | None = None,
 ) -> Path:
-    """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder."""
+    """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder.
+
+    ``class_names`` name the labels of labelled training data (required for a conditional model);
+    ``class_means`` (K, Z) are the mean posterior latents of its training images per class.
+    """
     bundle.validate_name(name)
     if version is not None:
         bundle.validate_name(version, "version")
     cfg = model.config
     start = time.perf_counter()
     decoder_variant = decoder_variant or default_decoder_variant(cfg)
+    if cfg.conditional and len(class_names) != cfg.num_classes:
+        raise ExportError(f"a conditional model of {cfg.num_classes} classes needs as many class names")
     contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
+    if class_means is not None:
+        contents[bundle.CLASS_MEANS] = class_means_npy(class_means, len(class_names), cfg.latent_dim)
     seconds = time.perf_counter() - start
     version = version or bundle.default_version(contents)
     manifest = bundle.Manifest(
@@ -269,9 +287,22 @@ def export_bundle(
             "seconds": round(seconds, 3),
         },
         signatures=signatures,
+        num_classes=cfg.num_classes,
+        class_names=tuple(class_names),
+        class_means=bundle.CLASS_MEANS if class_means is not None else None,
     )
     path = bundle.write_bundle(Path(models_dir), manifest, contents, update_latest=update_latest)
     sizes = ", ".join(f"{f} {len(b) / 1e6:.2f} MB" for f, b in contents.items())
     errs = ", ".join(f"{f} {e:.2g}" for f, e in parity.items())
     log.info("exported %s/%s in %.2f s: %s; parity (max abs) %s", name, version, seconds, sizes, errs)
     return path
+
+
+def class_means_npy(means: np.ndarray, classes: int, latent_dim: int) -> bytes:
+    """The per-class mean latents as .npy bytes: float32 (classes, latent_dim), finite."""
+    array = np.ascontiguousarray(means, dtype=np.float32)
+    if array.shape != (classes, latent_dim) or not np.isfinite(array).all():
+        raise ExportError(f"class means of shape {means.shape} do not fit ({classes}, {latent_dim}) or are not finite")
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model_core.config import ModelConfig
-from model_core.networks import Decoder, Discriminator, Encoder
+from model_core.networks import Decoder, Discriminator, Encoder, with_label
 
 DecoderVariant = Literal["phase4", "phase1", "convtranspose"]
 
@@ -77,10 +77,11 @@ def _folded_linear(block: nn.Sequential) -> nn.Linear:
 
 
 class InferenceEncoder(nn.Module):
-    """Enc with batch norm folded: image (N, C, H, W) -> mu, logvar (N, Z)."""
+    """Enc with batch norm folded: image (N, C, H, W) [, label (N, K)] -> mu, logvar (N, Z)."""
 
     def __init__(self, enc: Encoder) -> None:
         super().__init__()
+        self.cfg = enc.cfg
         layers: list[nn.Module] = []
         for block in enc.convs:
             assert isinstance(block, nn.Sequential)
@@ -89,8 +90,8 @@ class InferenceEncoder(nn.Module):
         self.fc = nn.Sequential(_folded_linear(enc.fc), nn.ReLU())
         self.mu, self.logvar = enc.mu, enc.logvar
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.fc(self.convs(image).flatten(1))  # (N, enc_fc)
+    def forward(self, image: torch.Tensor, label: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(with_label(self.convs(image).flatten(1), label, self.cfg))  # (N, enc_fc)
         return self.mu(h), self.logvar(h)
 
 
@@ -180,9 +181,9 @@ class InferenceDecoder(nn.Module):
         self.deconvs = nn.Sequential(*layers)
         self.out = dec.out
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         s = self.cfg.base_size
-        h = self.fc(z).view(-1, self.cfg.dec_fc_channels, s, s)  # (N, C_dec, H/8, W/8)
+        h = self.fc(with_label(z, label, self.cfg)).view(-1, self.cfg.dec_fc_channels, s, s)  # (N, C_dec, H/8, W/8)
         return torch.tanh(self.out(self.deconvs(h)))  # (N, C, H, W)
 
 

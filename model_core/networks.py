@@ -1,7 +1,8 @@
 """The three networks of Larsen et al. (2016), Table 1: Enc, Dec and Dis.
 
 Convolutions followed by batch norm carry no bias (the norm's shift replaces it). Inputs and
-outputs are images in [-1, 1], shaped (B, C, H, W).
+outputs are images in [-1, 1], shaped (B, C, H, W). A conditional config (``num_classes`` K > 0)
+adds a one-hot label ``y`` (B, K) to every network's input, as vae-gan-tf does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ def _conv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
     )
 
 
+def with_label(h: torch.Tensor, y: torch.Tensor | None, cfg: ModelConfig) -> torch.Tensor:
+    """[h, y] for a conditional config, h unchanged otherwise; a missing or stray label is an error."""
+    if not cfg.conditional:
+        if y is not None:
+            raise ValueError("this model is unconditional: it takes no label")
+        return h
+    if y is None or y.shape != (h.shape[0], cfg.num_classes):
+        shape = None if y is None else tuple(y.shape)
+        want = (h.shape[0], cfg.num_classes)
+        raise ValueError(f"a conditional model needs a one-hot label of shape {want}, got {shape}")
+    return torch.cat([h, y.to(h.dtype)], dim=1)
+
+
 def _deconv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
     """5x5 transposed conv, stride 2 (doubles H and W exactly), batch norm, ReLU."""
     k = cfg.kernel_size
@@ -39,9 +53,10 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         widths = (cfg.channels, *cfg.enc_channels)
         self.convs = nn.Sequential(*(_conv_bn_relu(a, b, cfg) for a, b in itertools.pairwise(widths)))
-        flat = cfg.enc_channels[-1] * cfg.base_size**2
+        flat = cfg.enc_channels[-1] * cfg.base_size**2 + cfg.num_classes  # the label joins at the fc
         self.fc = nn.Sequential(
             nn.Linear(flat, cfg.enc_fc, bias=False),
             nn.BatchNorm1d(cfg.enc_fc, momentum=cfg.bn_momentum),
@@ -50,9 +65,9 @@ class Encoder(nn.Module):
         self.mu = nn.Linear(cfg.enc_fc, cfg.latent_dim)
         self.logvar = nn.Linear(cfg.enc_fc, cfg.latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.convs(x)  # (B, C_enc, H/8, W/8)
-        h = self.fc(h.flatten(1))  # (B, enc_fc)
+        h = self.fc(with_label(h.flatten(1), y, self.cfg))  # (B, enc_fc)
         return self.mu(h), self.logvar(h)  # (B, Z) each
 
 
@@ -64,7 +79,7 @@ class Decoder(nn.Module):
         self.cfg = cfg
         flat = cfg.dec_fc_channels * cfg.base_size**2
         self.fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim, flat, bias=False),
+            nn.Linear(cfg.latent_dim + cfg.num_classes, flat, bias=False),  # input [z, y]
             nn.BatchNorm1d(flat, momentum=cfg.bn_momentum),
             nn.ReLU(),
         )
@@ -73,9 +88,9 @@ class Decoder(nn.Module):
         k = cfg.kernel_size
         self.out = nn.Conv2d(cfg.dec_channels[-1], cfg.channels, k, padding=k // 2)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         s = self.cfg.base_size
-        h = self.fc(z).view(-1, self.cfg.dec_fc_channels, s, s)  # (B, C_dec, H/8, W/8)
+        h = self.fc(with_label(z, y, self.cfg)).view(-1, self.cfg.dec_fc_channels, s, s)  # (B, C_dec, H/8, W/8)
         h = self.deconvs(h)  # (B, dec_channels[-1], H, W)
         return torch.tanh(self.out(h))  # (B, C, H, W)
 
@@ -84,7 +99,9 @@ class Discriminator(nn.Module):
     """Dis: x -> (logit of p(real), Dis_l(x)).
 
     Dis_l is the output of the ``similarity_layer``-th convolution taken before its batch norm,
-    where the authors' code takes it (the 4th conv, 256x8x8 for 64x64 inputs).
+    where the authors' code takes it (the 4th conv, 256x8x8 for 64x64 inputs). A conditional Dis
+    sees the label after the last conv (so after Dis_l): as K constant planes joining the fc input
+    ("planes") or as a projection term <embed(y), h> added to the logit ("projection").
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -94,16 +111,19 @@ class Discriminator(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(cfg.channels, cfg.dis_stem, k, padding=k // 2), nn.ReLU())
         widths = (cfg.dis_stem, *cfg.dis_channels)
         self.blocks = nn.ModuleList(_conv_bn_relu(a, b, cfg) for a, b in itertools.pairwise(widths))
-        flat = cfg.dis_channels[-1] * cfg.base_size**2
+        planes = cfg.num_classes if cfg.dis_conditioning == "planes" else 0
+        flat = (cfg.dis_channels[-1] + planes) * cfg.base_size**2
         self.fc = nn.Sequential(
             nn.Linear(flat, cfg.dis_fc, bias=False),
             nn.BatchNorm1d(cfg.dis_fc, momentum=cfg.bn_momentum),
             nn.ReLU(),
         )
         self.logit = nn.Linear(cfg.dis_fc, 1)
+        projection = cfg.conditional and cfg.dis_conditioning == "projection"
+        self.embed = nn.Linear(cfg.num_classes, cfg.dis_fc, bias=False) if projection else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return logits (B,) and Dis_l(x) flattened to (B, F)."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return logits (B,) and Dis_l(x) flattened to (B, F); ``y`` (B, K) one-hot when conditional."""
         h = self.stem(x)  # (B, dis_stem, H, W)
         features = h
         for i, block in enumerate(self.blocks, start=2):
@@ -113,9 +133,34 @@ class Discriminator(nn.Module):
             if i == self.cfg.similarity_layer:
                 features = h  # Dis_l: before this layer's batch norm
             h = act(norm(h))
-        logits = self.logit(self.fc(h.flatten(1))).squeeze(1)  # (B,)
-        return logits, features.flatten(1)
+        return self.head(h, y), features.flatten(1)
+
+    def head(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """The logit (B,) from the last conv's output h (B, C, H/8, W/8) and, when conditional, the label."""
+        if self.cfg.conditional and self.cfg.dis_conditioning == "planes":
+            if y is None:
+                raise ValueError("a conditional discriminator needs a label")
+            label_planes = y.to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, K, H/8, W/8)
+            h = torch.cat([h, label_planes], dim=1)
+        elif not self.cfg.conditional and y is not None:
+            raise ValueError("this model is unconditional: it takes no label")
+        h = self.fc(h.flatten(1))  # (B, dis_fc)
+        logits = self.logit(h).squeeze(1)  # (B,)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs a label")
+            logits = logits + (self.embed(y.to(h.dtype)) * h).sum(1)  # projection: <embed(y), h>
+        return logits
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Dis_l(x) alone, (B, F): the learned similarity space."""
-        return self.forward(x)[1]
+        """Dis_l(x) alone, (B, F): the learned similarity space (label-free: labels act after it)."""
+        h = self.stem(x)
+        if self.cfg.similarity_layer == 1:
+            return h.flatten(1)
+        for i, block in enumerate(self.blocks, start=2):
+            assert isinstance(block, nn.Sequential)
+            h = block[0](h)
+            if i == self.cfg.similarity_layer:
+                return h.flatten(1)
+            h = block[2](block[1](h))
+        raise AssertionError("similarity_layer is checked by ModelConfig")

@@ -69,7 +69,7 @@ def recalibrate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor]) ->
         m.momentum = None  # cumulative moving average: every batch counts the same
     module.train()
     for batch in batches:
-        module(batch)
+        module(*batch) if isinstance(batch, tuple) else module(batch)  # (z, y) for a conditional decoder
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     module.train(was_training)
@@ -93,30 +93,38 @@ def compute_losses(
     x: torch.Tensor,
     objective: ObjectiveConfig,
     generator: torch.Generator | None = None,
+    y: torch.Tensor | None = None,
 ) -> StepLosses:
-    """One forward pass of Algorithm 1 and the three objectives built from it."""
+    """One forward pass of Algorithm 1 and the three objectives built from it.
+
+    ``y`` (B, K) one-hot labels of a conditional model: x and Dec(z) carry them; each z_p gets the
+    label of a random other image of the batch (a draw from the training label frequencies).
+    """
     b = x.shape[0]
-    mu, logvar = encoder(x)
+    mu, logvar = encoder(x, y)
     posterior = DiagonalGaussian(mu, logvar)
     z = posterior.sample(generator)  # (B, Z), reparameterised
     kl = losses.prior_kl(posterior)
+    y_p = None if y is None else y[torch.randperm(b, generator=generator, device=y.device)]
 
     if objective.mode == "vae":
-        x_tilde = decoder(z)  # (B, C, H, W)
+        x_tilde = decoder(z, y)  # (B, C, H, W)
         llike = losses.pixel_llike(x, x_tilde, objective.pixel_sigma)
         logs = {"kl": kl.detach(), "llike": llike.detach()}
         return StepLosses(enc=kl + llike, dec=llike, dis=None, logs=logs)
 
     assert discriminator is not None, "mode 'vaegan' needs a discriminator"
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
-    fakes = decoder(torch.cat([z, z_p]))  # (2B, C, H, W): x_tilde then x_p, one decoder pass
+    both = None if y is None or y_p is None else torch.cat([y, y_p])  # (2B, K)
+    fakes = decoder(torch.cat([z, z_p]), both)  # (2B, C, H, W): x_tilde then x_p, one decoder pass
     if objective.dis_passes == "separate":
         x_tilde, x_p = fakes.split(b)
-        real_logits, real_features = discriminator(x)  # (B,), (B, F)
-        recon_logits, recon_features = discriminator(x_tilde)
-        prior_logits, _ = discriminator(x_p)
+        real_logits, real_features = discriminator(x, y)  # (B,), (B, F)
+        recon_logits, recon_features = discriminator(x_tilde, y)
+        prior_logits, _ = discriminator(x_p, y_p)
     else:
-        logits, features = discriminator(torch.cat([x, fakes]))  # (3B,), (3B, F)
+        all_y = None if both is None or y is None else torch.cat([y, both])  # (3B, K)
+        logits, features = discriminator(torch.cat([x, fakes]), all_y)  # (3B,), (3B, F)
         real_logits, recon_logits, prior_logits = logits.split(b)
         real_features, recon_features, _ = features.split(b)
 
@@ -171,15 +179,19 @@ def algorithm1_step(
     generator: torch.Generator | None = None,
     scaler: torch.amp.GradScaler | None = None,
     autocast_dtype: torch.dtype | None = None,
+    y: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Run one step of Algorithm 1 in place; return detached scalar logs (no host sync)."""
+    """Run one step of Algorithm 1 in place; return detached scalar logs (no host sync).
+
+    ``y``: one-hot labels (B, K) for a conditional model, else None.
+    """
     autocast = (
         torch.autocast(device_type=x.device.type, dtype=autocast_dtype)
         if autocast_dtype is not None
         else contextlib.nullcontext()
     )
     with autocast:
-        step = compute_losses(encoder, decoder, discriminator, x, objective, generator)
+        step = compute_losses(encoder, decoder, discriminator, x, objective, generator, y)
     update_dec, update_dis = equilibrium_gates(step.logs, objective)
 
     # Each objective is differentiated w.r.t. its own network only, before any parameter moves.
@@ -223,18 +235,24 @@ class VAEGAN(nn.Module):
         self.decoder = Decoder(config)
         self.discriminator = Discriminator(config)
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        return DiagonalGaussian(*self.encoder(x))
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> DiagonalGaussian:
+        return DiagonalGaussian(*self.encoder(x, y))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct through the posterior mean: Dec(mu(x))."""
-        return self.decoder(self.encode(x).mode())
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Reconstruct through the posterior mean: Dec(mu(x)) (with the label y when conditional)."""
+        return self.decoder(self.encode(x, y).mode(), y)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """Dec(z_p), z_p ~ N(0, temperature^2 I)."""
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Dec(z_p), z_p ~ N(0, temperature^2 I) (labels y (n, K) when conditional)."""
         device = next(self.parameters()).device
         z = torch.randn((n, self.config.latent_dim), generator=generator, device=device) * temperature
-        return self.decoder(z)
+        return self.decoder(z, y)
 
     def make_optimizers(self, lr: float = 3e-4, dis_lr_scale: float = 1.0) -> Optimizers:
         """RMSProp per network; Dis may learn at ``dis_lr_scale`` times the rate (two time-scales)."""
@@ -251,8 +269,9 @@ class VAEGAN(nn.Module):
         generator: torch.Generator | None = None,
         scaler: torch.amp.GradScaler | None = None,
         autocast_dtype: torch.dtype | None = None,
+        y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         dis = self.discriminator if self.objective.mode == "vaegan" else None
         return algorithm1_step(
-            self.encoder, self.decoder, dis, x, optimizers, self.objective, generator, scaler, autocast_dtype
+            self.encoder, self.decoder, dis, x, optimizers, self.objective, generator, scaler, autocast_dtype, y
         )

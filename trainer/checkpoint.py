@@ -55,8 +55,13 @@ def build(
     steps_per_epoch: int,
     preprocessing: dict[str, Any],
     eval_result: dict[str, Any] | None = None,
+    class_names: tuple[str, ...] = (),
+    class_means: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint dict: plain types and tensors only (loads with weights_only=True)."""
+    """The checkpoint dict: plain types and tensors only (loads with weights_only=True).
+
+    ``class_names`` of labelled data; ``class_means`` (K, Z), the final checkpoint's per-class mean latents.
+    """
     epoch, batch = state.position.epoch, state.position.batch
     if batch == steps_per_epoch:  # saved on an epoch's last step: the next epoch starts at 0
         epoch, batch = epoch + 1, 0
@@ -78,6 +83,8 @@ def build(
         "rng": capture_rng(),
         "data_position": {"epoch": epoch, "batch": batch, "index": batch * cfg.batch_size},
         "eval": eval_result,
+        "class_names": list(class_names),
+        "class_means": class_means,
     }
 
 

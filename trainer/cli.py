@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/NAME")
     p.add_argument(
+        "--conditional",
+        action="store_true",
+        help="class-conditional: one-hot labels into Enc, Dec and Dis (embedded-mnist, mnist, fashion-mnist, "
+        "folder:PATH with one sub-folder per class)",
+    )
+    p.add_argument(
+        "--dis-conditioning",
+        choices=["projection", "planes"],
+        help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}; planes: vae-gan-tf's)",
+    )
+    p.add_argument(
         "--mode", choices=["vaegan", "vae"], help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
     )
     p.add_argument(
@@ -143,9 +154,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser = build_parser()
     a = vars(parser.parse_args(argv))  # the flags given, and the required ones
     try:
-        parse_dataset(a["dataset"])
+        kind, _ = parse_dataset(a["dataset"])
     except UsageError as exc:
         parser.error(str(exc))
+    if a.get("conditional") and kind == "celeba":
+        parser.error("--conditional needs labelled data: celeba: images carry no class labels here")
+    if "dis_conditioning" in a and not a.get("conditional"):
+        parser.error("--dis-conditioning needs --conditional")
     recipe = a.pop("recipe", DEFAULT_RECIPE)
     options = recipe_options(recipe, {k: a.pop(k) for k in RECIPE_OPTIONS if k in a})
     if options["equilibrium"] and launched_world_size() > 1:

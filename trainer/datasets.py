@@ -1,7 +1,8 @@
 """The training datasets, decoded once into uint8 arrays, and the resumable sampler that feeds them.
 
 Every dataset becomes ``ImageData``: train and held-out images as (N, C, H, W) uint8 (model input
-u8 / 127.5 - 1) plus the ``preprocessing`` dict that produced them (see ``trainer.imaging``).
+u8 / 127.5 - 1) plus the ``preprocessing`` dict that produced them (see ``trainer.imaging``), and
+labels where the data has them: the MNIST family, and ``folder:`` with one sub-folder per class.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class ImageData:
     heldout: np.ndarray  # (M, C, H, W) uint8, never trained on
     preprocessing: dict[str, Any]
     skipped: int = 0  # corrupt files left out (folder / celeba)
+    train_labels: np.ndarray | None = None  # (N,) int64 class indices, None for unlabelled data
+    heldout_labels: np.ndarray | None = None  # (M,)
+    class_names: tuple[str, ...] = ()  # label i is class_names[i]
+
+    @property
+    def labelled(self) -> bool:
+        return self.train_labels is not None
 
 
 def parse_dataset(spec: str) -> tuple[str, Path | None]:
@@ -68,16 +76,28 @@ def load_dataset(spec: str, channels: int, size: int, data_dir: Path, workers: i
     """Load the dataset named by ``spec`` at the preset's channels and size."""
     kind, path = parse_dataset(spec)
     if kind == "embedded-mnist":
-        images, _ = mnist.load_embedded_mnist()
+        images, labels = mnist.load_embedded_mnist()
         tune = spec.endswith(":tune")  # train 0-6999, held out 7000-7999
-        train = images[mnist.TUNE_TRAIN_SLICE if tune else mnist.TRAIN_SLICE]
-        return _from_digits(train, images[mnist.TUNE_HELDOUT_SLICE if tune else mnist.HELDOUT_SLICE], channels, size)
+        train = mnist.TUNE_TRAIN_SLICE if tune else mnist.TRAIN_SLICE
+        heldout = mnist.TUNE_HELDOUT_SLICE if tune else mnist.HELDOUT_SLICE
+        data = _from_digits(images[train], images[heldout], channels, size)
+        return _labelled(data, labels[train], labels[heldout], mnist.DIGIT_NAMES)
     if kind in ("mnist", "fashion-mnist"):
-        train, test = mnist.load_idx_dataset(mnist.fetch_idx_dataset(kind, data_dir))
-        return _from_digits(train, test, channels, size)
+        folder = mnist.fetch_idx_dataset(kind, data_dir)
+        train, test = mnist.load_idx_dataset(folder)
+        train_labels, test_labels = mnist.load_idx_labels(folder, len(train), len(test))
+        names = mnist.DIGIT_NAMES if kind == "mnist" else mnist.FASHION_NAMES
+        return _labelled(_from_digits(train, test, channels, size), train_labels, test_labels, names)
     assert path is not None
     spec_dict = (imaging.celeba_spec if kind == "celeba" else imaging.preprocessing_spec)(channels, size)
     return _from_files(path, spec_dict, workers)
+
+
+def _labelled(data: ImageData, train: np.ndarray, heldout: np.ndarray, names: tuple[str, ...]) -> ImageData:
+    """``data`` with its labels (as int64 class indices) and class names."""
+    data.train_labels, data.heldout_labels = train.astype(np.int64), heldout.astype(np.int64)
+    data.class_names = names
+    return data
 
 
 def _from_digits(train: np.ndarray, heldout: np.ndarray, channels: int, size: int) -> ImageData:
@@ -121,38 +141,61 @@ def _decode_all(paths: list[Path], spec: dict[str, Any], workers: int) -> list[n
         return list(pool.map(decode_file, paths, [spec] * len(paths), chunksize=256))
 
 
+def class_of(path: Path, root: Path) -> str | None:
+    """The class sub-folder a file lies in (its first folder under ``root``), None for a top-level file."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
+
+
 def _from_files(root: Path, spec: dict[str, Any], workers: int) -> ImageData:
-    """Every image under ``root``; corrupt ones skipped and counted; the last tenth held out."""
+    """Every image under ``root``; corrupt ones skipped and counted; the last tenth held out.
+
+    With one sub-folder per class (at least two, no top-level image) the data is labelled by
+    sub-folder (sorted names) and the last tenth of each class is held out.
+    """
     paths = image_files(root)
     if not paths:
         raise UsageError(f"{root}: no image files found")
     decoded = _decode_all(paths, spec, workers)
-    images = [x for x in decoded if x is not None]
-    skipped = len(decoded) - len(images)
+    kept = [(p, x) for p, x in zip(paths, decoded, strict=True) if x is not None]
+    skipped = len(decoded) - len(kept)
     if skipped:
         bad = [str(p) for p, x in zip(paths, decoded, strict=True) if x is None][:3]
         logger.warning("%s: skipped %d unreadable image file(s), e.g. %s", root, skipped, ", ".join(bad))
-    if len(images) < 2:
-        raise UsageError(f"{root}: {len(images)} readable image(s); training needs at least 2")
-    n_heldout = max(1, min(len(images) // HELDOUT_SHARE, MAX_HELDOUT))
-    array = np.stack(images)  # (N, C, H, W)
-    return ImageData(array[:-n_heldout], array[-n_heldout:], spec, skipped)
+    if len(kept) < 2:
+        raise UsageError(f"{root}: {len(kept)} readable image(s); training needs at least 2")
+    array = np.stack([x for _, x in kept])  # (N, C, H, W)
+    classes = [class_of(p, root) for p, _ in kept]
+    names = sorted({c for c in classes if c is not None})
+    if len(names) < 2 or None in classes:
+        n_heldout = max(1, min(len(array) // HELDOUT_SHARE, MAX_HELDOUT))
+        return ImageData(array[:-n_heldout], array[-n_heldout:], spec, skipped)
+    labels = np.array([names.index(c) for c in classes if c is not None], dtype=np.int64)
+    heldout = np.zeros(len(labels), dtype=bool)
+    for k in range(len(names)):
+        members = np.flatnonzero(labels == k)  # sorted paths: the class's last files are held out
+        if len(members) > 1:
+            heldout[members[-max(1, min(len(members) // HELDOUT_SHARE, MAX_HELDOUT // len(names))) :]] = True
+    data = ImageData(array[~heldout], array[heldout], spec, skipped)
+    return _labelled(data, labels[~heldout], labels[heldout], tuple(names))
 
 
 class ImageArrayDataset(torch.utils.data.Dataset):
-    """uint8 images (N, C, H, W) served a whole batch at a time (``__getitems__``)."""
+    """uint8 images (N, C, H, W) and their labels (or None), served a whole batch at a time (``__getitems__``)."""
 
-    def __init__(self, images: np.ndarray) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
         self.images = torch.from_numpy(np.ascontiguousarray(images))
+        self.labels = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.images[index], None if self.labels is None else self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> torch.Tensor:
-        return self.images[torch.as_tensor(indices)]  # (B, C, H, W) uint8
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        index = torch.as_tensor(indices)
+        return self.images[index], None if self.labels is None else self.labels[index]  # (B, C, H, W) uint8, (B,)
 
 
 def keep_batch(batch: Any) -> Any:

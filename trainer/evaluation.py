@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from model_core.config import ModelConfig
 from model_core.distributions import DiagonalGaussian
 from model_core.vaegan import VAEGAN, recalibrate_batchnorm
 from trainer.config import TrainConfig
@@ -23,26 +25,43 @@ logger = logging.getLogger(__name__)
 EVAL_BATCH = 256
 
 
+def onehot_batches(
+    images: torch.Tensor, labels: torch.Tensor | None, num_classes: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """uint8 images in model range on ``device``, EVAL_BATCH at a time, with one-hot labels when ``num_classes``."""
+    for start in range(0, len(images), EVAL_BATCH):
+        x = images[start : start + EVAL_BATCH].to(device).float() / 127.5 - 1.0  # (B, C, H, W)
+        y = None
+        if num_classes:
+            assert labels is not None, "a conditional model needs the images' labels"
+            y = F.one_hot(labels[start : start + EVAL_BATCH].to(device), num_classes).float()  # (B, K)
+        yield x, y
+
+
 @torch.no_grad()
 def evaluate(
-    encoder: nn.Module, decoder: nn.Module, discriminator: nn.Module | None, heldout: torch.Tensor
+    encoder: nn.Module,
+    decoder: nn.Module,
+    discriminator: nn.Module | None,
+    heldout: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    num_classes: int = 0,
 ) -> dict[str, Any]:
     """Means over the held-out images (uint8 (N, C, H, W)) of the reconstruction through mu.
 
     mse: per pixel, in [-1, 1] units; kl: KL(q(z|x) || N(0, I)) per image; dis_l_distance:
-    ||Dis_l(x) - Dis_l(Dec(mu))||_2 per image (None without a trained discriminator).
+    ||Dis_l(x) - Dis_l(Dec(mu))||_2 per image (None without a trained discriminator). A
+    conditional model (``num_classes`` > 0) encodes and decodes with the images' ``labels``.
     """
     device = next(encoder.parameters()).device
     totals = {"mse": 0.0, "kl": 0.0, "dis_l_distance": 0.0}
-    for batch in heldout.split(EVAL_BATCH):
-        x = batch.to(device).float() / 127.5 - 1.0  # (B, C, H, W)
-        posterior = DiagonalGaussian(*encoder(x))
-        recon = decoder(posterior.mode())
+    for x, y in onehot_batches(heldout, labels, num_classes, device):
+        posterior = DiagonalGaussian(*encoder(x, y))
+        recon = decoder(posterior.mode(), y)
         totals["mse"] += (recon - x).pow(2).flatten(1).mean(1).sum().item()
         totals["kl"] += posterior.kl().sum().item()
         if discriminator is not None:
-            _, features = discriminator(torch.cat([x, recon]))  # (2B, F)
-            real, fake = features.split(len(x))
+            real, fake = discriminator.features(x), discriminator.features(recon)  # (B, F) each
             totals["dis_l_distance"] += (real - fake).norm(dim=1).sum().item()
     n = len(heldout)
     result: dict[str, Any] = {k: v / n for k, v in totals.items()}
@@ -65,33 +84,66 @@ def evaluating(model: nn.Module) -> Iterator[None]:
 def sampling_decoder(model: VAEGAN, ema: AveragedModel | None, cfg: TrainConfig, device: torch.device) -> nn.Module:
     """A copy of the decoder the bundle samples with: the EMA (if any), BN statistics recalibrated, eval mode."""
     source = ema.module if ema is not None else model.decoder
-    return recalibrated_copy(source, model.config.latent_dim, cfg.recalibrate_bn, cfg.batch_size, cfg.seed, device)
+    return recalibrated_copy(source, model.config, cfg.recalibrate_bn, cfg.batch_size, cfg.seed, device)
 
 
 def recalibrated_copy(
-    decoder: nn.Module, latent_dim: int, batches: int, batch_size: int, seed: int, device: torch.device
+    decoder: nn.Module, config: ModelConfig, batches: int, batch_size: int, seed: int, device: torch.device
 ) -> nn.Module:
     """A copy of ``decoder`` in eval mode whose BN statistics are averaged exactly over ``batches`` of Dec(z_p).
 
     The running statistics training leaves mix Dec(z) and Dec(z_p) batches of moving weights; eval
     mode and the exported graph would sample grey checkerboards from them (docs/benchmarks.md). So
     they are replaced by their exact average over Dec(z_p), z_p ~ N(0, I) (seeded by the run's seed,
-    the same every time). ``batches`` 0 keeps the running statistics.
+    the same every time), with uniformly drawn labels for a conditional decoder. ``batches`` 0 keeps
+    the running statistics.
     """
     decoder = copy.deepcopy(decoder)
     if batches > 0:
         generator = torch.Generator(device=device)
         generator.manual_seed(seed + 0x5EED)
-        shape = (max(batch_size, 2), latent_dim)
-        recalibrate_batchnorm(decoder, (torch.randn(shape, generator=generator, device=device) for _ in range(batches)))
+        n, k = max(batch_size, 2), config.num_classes
+
+        def batch() -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+            z = torch.randn((n, config.latent_dim), generator=generator, device=device)
+            if not k:
+                return z
+            labels = torch.randint(k, (n,), generator=generator, device=device)
+            return z, F.one_hot(labels, k).float()
+
+        recalibrate_batchnorm(decoder, (batch() for _ in range(batches)))
     return decoder.eval()
 
 
-def final_evaluation(model: VAEGAN, decoder: nn.Module, heldout: torch.Tensor, step: int, out: Path) -> dict[str, Any]:
+@torch.no_grad()
+def class_means(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """(K, Z): the mean posterior mean mu(x) of the images of each class (Larsen et al. 2016, Sec. 5).
+
+    The paper's attribute vector for a class is this mean minus the mean of the others; the
+    service takes differences of these rows. K is max label + 1; a class with no image gets zeros.
+    """
+    device = next(encoder.parameters()).device
+    k = int(labels.max()) + 1
+    sums = torch.zeros((k, config.latent_dim), dtype=torch.float64)
+    counts = torch.zeros(k, dtype=torch.float64)
+    start = 0
+    for x, y in onehot_batches(images, labels, config.num_classes, device):
+        mu, _ = encoder(x, y)
+        batch_labels = labels[start : start + len(x)]
+        sums.index_add_(0, batch_labels, mu.double().cpu())
+        counts.index_add_(0, batch_labels, torch.ones(len(x), dtype=torch.float64))
+        start += len(x)
+    return (sums / counts.clamp(min=1)[:, None]).float()
+
+
+def final_evaluation(
+    model: VAEGAN, decoder: nn.Module, heldout: torch.Tensor, labels: torch.Tensor | None, step: int, out: Path
+) -> dict[str, Any]:
     """Evaluate on held-out images in eval mode, write eval.json, log the figures."""
     discriminator = model.discriminator if model.objective.mode == "vaegan" else None
     with evaluating(model):
-        result = {"step": step, **evaluate(model.encoder, decoder, discriminator, heldout)}
+        figures = evaluate(model.encoder, decoder, discriminator, heldout, labels, model.config.num_classes)
+        result = {"step": step, **figures}
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     logger.info(
         "held-out (%d images): reconstruction mse %.5f, kl %.3f, Dis_l distance %s",

@@ -93,9 +93,7 @@ def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str,
         batches, batch_size, seed = (
             int(train.get(k, getattr(TrainConfig, k))) for k in ("recalibrate_bn", "batch_size", "seed")
         )
-        model.decoder = recalibrated_copy(
-            model.decoder, model.config.latent_dim, batches, batch_size, seed, torch.device("cpu")
-        )
+        model.decoder = recalibrated_copy(model.decoder, model.config, batches, batch_size, seed, torch.device("cpu"))
         ckpt = {**ckpt, "decoder_ema": None}
     return model.eval(), ckpt
 
@@ -106,6 +104,7 @@ def export_checkpoint(
     """Export a trainer checkpoint (trainer/checkpoint.py's format) as a bundle; return its folder."""
     model, ckpt = load_checkpoint(checkpoint_path, use_ema)
     evaluation = ckpt.get("eval") or {}
+    means = ckpt.get("class_means")
     return export_bundle(
         model,
         models_dir,
@@ -117,6 +116,8 @@ def export_checkpoint(
         metrics={k: float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
         version=version,
         heldout=heldout_images(model.config),
+        class_names=tuple(ckpt.get("class_names") or ()),
+        class_means=None if means is None else means.numpy(),
     )
 
 

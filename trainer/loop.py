@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -26,7 +27,7 @@ from trainer import checkpoint, distributed, grids
 from trainer.checkpoint import NETWORKS, TrainingState
 from trainer.config import TrainConfig, TrainingError, UsageError
 from trainer.datasets import ImageArrayDataset, ImageData, ResumableSampler, keep_batch, load_dataset
-from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
+from trainer.evaluation import class_means, evaluating, final_evaluation, sampling_decoder
 from trainer.progress import LossMeter, MetricsFile, Progress
 
 logger = logging.getLogger(__name__)
@@ -52,11 +53,20 @@ class Run:
     def ckpt_path(self) -> Path:
         return self.cfg.out / CHECKPOINT_NAME
 
-    def save(self, eval_result: dict[str, Any] | None = None) -> None:
+    def save(self, eval_result: dict[str, Any] | None = None, class_means: torch.Tensor | None = None) -> None:
         """Rank 0 writes the checkpoint of the current position (atomically)."""
         if self.processes.is_main:
-            ckpt = checkpoint.build(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing, eval_result)
+            ckpt = checkpoint.build(
+                *(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing, eval_result),
+                class_names=self.data.class_names,
+                class_means=class_means,
+            )
             checkpoint.save_atomic(ckpt, self.ckpt_path)
+
+    def labels(self, which: str) -> torch.Tensor | None:
+        """The "train" or "heldout" labels as a tensor, None for unlabelled data."""
+        labels = self.data.train_labels if which == "train" else self.data.heldout_labels
+        return None if labels is None else torch.from_numpy(labels)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -88,8 +98,17 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     decoder = sampling_decoder(model, ema, cfg, processes.device)
     (ema.module if ema is not None else model.decoder).load_state_dict(decoder.state_dict())
     if processes.is_main:
-        heldout = torch.from_numpy(run.data.heldout[: cfg.eval_images])
-        run.save(final_evaluation(model, decoder, heldout, run.state.position.step, cfg.out))
+        n = cfg.eval_images
+        heldout, heldout_labels = torch.from_numpy(run.data.heldout[:n]), run.labels("heldout")
+        result = final_evaluation(
+            model,
+            decoder,
+            heldout,
+            None if heldout_labels is None else heldout_labels[:n],
+            run.state.position.step,
+            cfg.out,
+        )
+        run.save(result, training_class_means(run))
         logger.info("wrote %s", run.ckpt_path)
         if cfg.export_to is not None:
             export(cfg, run.ckpt_path)
@@ -105,6 +124,13 @@ def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
     if processes.is_main:
         prepare_out(cfg.out, fresh=cfg.resume is None)
     data = load_data(cfg, model_config, processes)
+    if cfg.conditional:
+        if not data.labelled:
+            raise UsageError(
+                f"--conditional needs labelled data: {cfg.dataset} has none "
+                "(a folder: dataset is labelled when it holds one sub-folder per class)"
+            )
+        model_config = replace(model_config, num_classes=len(data.class_names), dis_conditioning=cfg.dis_conditioning)
     per_rank = per_rank_batch(cfg.batch_size, processes.world)
     steps_per_epoch = (len(data.train) // processes.world) // per_rank
     if steps_per_epoch == 0:
@@ -132,7 +158,7 @@ def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
 def train_epochs(run: Run) -> None:
     """The loop: batches in the order of (seed, epoch) from the current position on; metrics, checkpoints, grids."""
     cfg, processes, position = run.cfg, run.processes, run.state.position
-    dataset = ImageArrayDataset(run.data.train)
+    dataset = ImageArrayDataset(run.data.train, run.data.train_labels if cfg.conditional else None)
     sampler = ResumableSampler(dataset, cfg.seed, processes.rank, processes.world)
     loader = make_loader(dataset, sampler, run.per_rank, cfg.num_workers, processes.device)
     resumed_at = position.step if cfg.resume else None
@@ -142,9 +168,10 @@ def train_epochs(run: Run) -> None:
     z_generator = torch.Generator(device=processes.device)
     while position.step < run.total_steps:
         sampler.set_position(position.epoch, position.batch * run.per_rank)
-        for batch in loader:
+        for images, labels in loader:
             z_generator.manual_seed(step_seed(cfg.seed, processes.rank, position.step))
-            meter.add(train_step(run, to_model_input(batch, processes.device), z_generator))
+            x, y = to_model_input(images, processes.device), onehot(labels, run.state.model.config, processes.device)
+            meter.add(train_step(run, x, z_generator, y))
             position.step, position.batch = position.step + 1, position.batch + 1
             progress.advance()
             if position.step % cfg.log_every == 0 or position.step == run.total_steps:
@@ -167,13 +194,15 @@ def train_epochs(run: Run) -> None:
     progress.close()
 
 
-def train_step(run: Run, x: torch.Tensor, z_generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One step of Algorithm 1 on the batch ``x``, then the decoder's EMA follows."""
+def train_step(
+    run: Run, x: torch.Tensor, z_generator: torch.Generator, y: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """One step of Algorithm 1 on the batch ``x`` (labels ``y`` when conditional), then the decoder's EMA follows."""
     nets, state = run.nets, run.state
     discriminator = nets["discriminator"] if run.cfg.mode == "vaegan" else None
     logs = algorithm1_step(
         *(nets["encoder"], nets["decoder"], discriminator, x, state.optimizers, run.cfg.objective),
-        *(z_generator, state.scaler, run.autocast_dtype),
+        *(z_generator, state.scaler, run.autocast_dtype, y),
     )
     if state.ema is not None:
         state.ema.update_parameters(state.model.decoder)
@@ -186,7 +215,19 @@ def write_grids(run: Run, tag: str) -> None:
     decoder = sampling_decoder(model, run.state.ema, run.cfg, run.processes.device)
     heldout = torch.from_numpy(run.data.heldout)
     with evaluating(model):
-        grids.write_epoch_grids(decoder, model.encoder, heldout, model.config.latent_dim, run.cfg.out / "samples", tag)
+        grids.write_epoch_grids(
+            decoder, model.encoder, heldout, run.labels("heldout"), model.config, run.cfg.out / "samples", tag
+        )
+
+
+def training_class_means(run: Run) -> torch.Tensor | None:
+    """Per-class mean latents of the training images (eval mode), for labelled data; None otherwise."""
+    labels = run.labels("train")
+    if labels is None:
+        return None
+    model = run.state.model
+    with evaluating(model):
+        return class_means(model.encoder, torch.from_numpy(run.data.train), labels, model.config)
 
 
 def seed_everything(seed: int) -> None:
@@ -268,6 +309,14 @@ def make_loader(
         persistent_workers=n_workers > 0,
         generator=torch.Generator().manual_seed(0),  # leaves the global generator untouched
     )
+
+
+def onehot(labels: torch.Tensor | None, config: ModelConfig, device: torch.device) -> torch.Tensor | None:
+    """A conditional model's one-hot labels (B, K) on the device; None for an unconditional one."""
+    if not config.conditional:
+        return None
+    assert labels is not None, "a conditional model is fed labelled batches"
+    return F.one_hot(labels.to(device, non_blocking=True), config.num_classes).float()
 
 
 def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -192,3 +192,29 @@ def load_idx_dataset(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         if images.ndim != 3 or images.dtype != np.uint8:
             raise DataError(f"{folder}: {name} images have shape {images.shape}, {images.dtype}")
     return train, test
+
+
+def load_idx_labels(folder: Path, train_count: int, test_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test labels (N,) uint8 from the folder's IDX archives, one per image."""
+    train = read_idx(folder / "train-labels-idx1-ubyte.gz")
+    test = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    for name, labels, count in (("train", train, train_count), ("t10k", test, test_count)):
+        if labels.shape != (count,) or labels.dtype != np.uint8 or (labels.size and labels.max() > 9):
+            raise DataError(f"{folder}: {name} labels have shape {labels.shape} for {count} images")
+    return train, test
+
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+# Zalando's names of the ten Fashion-MNIST labels, in label order.
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)

@@ -1,6 +1,7 @@
 """The model bundle: the only contract between the trainer and the service.
 
     models/<name>/<version>/{encoder.onnx, decoder.onnx, discriminator_features.onnx, manifest.json}
+                             [class_means.npy: labelled training data only]
     models/<name>/LATEST     (text: the version served by default)
 
 A bundle is written into a temporary folder beside its target, fsynced, renamed into place, and
@@ -13,8 +14,9 @@ torch: the service image has none.
     loading.py  a bundle's manifest, checksums and ONNX signatures checked together
 """
 
-from model_core.bundle.loading import check_manifest, check_signature, load_bundle, verify
+from model_core.bundle.loading import check_manifest, check_signature, load_bundle, read_class_means, verify
 from model_core.bundle.schema import (
+    CLASS_MEANS,
     FORMAT_VERSION,
     LATEST,
     MANIFEST,
@@ -45,6 +47,7 @@ from model_core.bundle.store import (
 )
 
 __all__ = [
+    "CLASS_MEANS",
     "FORMAT_VERSION",
     "LATEST",
     "MANIFEST",
@@ -66,6 +69,7 @@ __all__ = [
     "list_versions",
     "load_bundle",
     "network_signatures",
+    "read_class_means",
     "read_manifest",
     "resolve",
     "set_latest",

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from model_core.bundle.schema import (
+    CLASS_MEANS,
     MANIFEST,
     NETWORK_FILES,
     Bundle,
@@ -56,7 +59,10 @@ def _onnx_io(file: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
 def check_manifest(manifest: Manifest) -> None:
     """The manifest agrees with itself: each signature follows from image, latent_dim and similarity_features."""
     label = f"bundle {manifest.name}/{manifest.version}"
-    expected = network_signatures(manifest.image, manifest.latent_dim, manifest.similarity_features)
+    check_classes(manifest)
+    expected = network_signatures(
+        manifest.image, manifest.latent_dim, manifest.similarity_features, manifest.num_classes
+    )
     for fname in NETWORK_FILES:
         if fname not in manifest.signatures:
             raise BundleError(f"{label}: {MANIFEST} has no signature for {fname}")
@@ -65,6 +71,37 @@ def check_manifest(manifest: Manifest) -> None:
                 f"{label}: {MANIFEST} signature of {fname} disagrees with its image, latent_dim and "
                 f"similarity_features (edited?): {manifest.signatures[fname]} vs {expected[fname]}"
             )
+
+
+def check_classes(manifest: Manifest) -> None:
+    """num_classes, class_names and class_means agree: names for every label, unique, means listed."""
+    label = f"bundle {manifest.name}/{manifest.version}"
+    names = manifest.class_names
+    if manifest.num_classes and len(names) != manifest.num_classes:
+        raise BundleError(f"{label}: num_classes is {manifest.num_classes} but class_names has {len(names)} entries")
+    if len(set(names)) != len(names):
+        raise BundleError(f"{label}: class_names are not unique")
+    if manifest.class_means is not None:
+        if manifest.class_means != CLASS_MEANS or not names:
+            raise BundleError(f"{label}: class_means must be {CLASS_MEANS!r} and come with class_names")
+        if CLASS_MEANS not in manifest.files:
+            raise BundleError(f"{label}: {CLASS_MEANS} is not listed in {MANIFEST} files")
+
+
+def read_class_means(loaded: Bundle) -> np.ndarray | None:
+    """The bundle's per-class mean latents (K, Z) float32 (verified by checksum already), or None."""
+    manifest = loaded.manifest
+    if manifest.class_means is None:
+        return None
+    label = f"bundle {manifest.name}/{manifest.version}"
+    try:
+        means = np.load(loaded.file(CLASS_MEANS), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{label}: {CLASS_MEANS} is no .npy array ({exc})") from None
+    shape = (len(manifest.class_names), manifest.latent_dim)
+    if means.shape != shape or means.dtype != np.float32 or not np.isfinite(means).all():
+        raise BundleError(f"{label}: {CLASS_MEANS} is {means.dtype} {means.shape}, expected finite float32 {shape}")
+    return means
 
 
 def load_bundle(path: Path, check_graphs: bool = True) -> Bundle:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -11,6 +11,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 NETWORK_FILES = ("encoder.onnx", "decoder.onnx", "discriminator_features.onnx")
+CLASS_MEANS = "class_means.npy"  # per-class mean posterior latents (K, Z) float32: Sec. 5's attribute vectors
+MAX_CLASSES = 1000
+ClassName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class BundleError(Exception):
@@ -120,6 +123,11 @@ class Manifest(_Frozen):
     export: dict[str, Any] = Field(default_factory=dict)  # exporter, opset, variants, timings, ort_session
     signatures: dict[str, Signature]  # file -> ONNX inputs and outputs
     files: dict[str, str] = Field(default_factory=dict)  # file -> sha256
+    # Labelled training data (optional: older bundles have none). num_classes > 0: a conditional
+    # model whose encoder and decoder take a one-hot "label" (N, num_classes), in class_names order.
+    num_classes: int = Field(default=0, ge=0, le=MAX_CLASSES)
+    class_names: tuple[ClassName, ...] = Field(default=(), max_length=MAX_CLASSES)
+    class_means: str | None = None  # CLASS_MEANS when the bundle holds the per-class mean latents
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True) + "\n"
@@ -135,18 +143,25 @@ class Bundle(_Frozen):
         return self.path / name
 
 
-def network_signatures(image: ImageSpec, latent_dim: int, similarity_features: int) -> dict[str, Signature]:
-    """What each network file takes and returns, batch axis dynamic (DESIGN.md, Model bundle)."""
+def network_signatures(
+    image: ImageSpec, latent_dim: int, similarity_features: int, num_classes: int = 0
+) -> dict[str, Signature]:
+    """What each network file takes and returns, batch axis dynamic (DESIGN.md, Model bundle).
+
+    A conditional model (``num_classes`` > 0) has a second input, "label" (N, K), to Enc and Dec.
+    """
     img = (None, image.channels, image.height, image.width)
 
     def spec(name: str, shape: tuple[int | None, ...]) -> TensorSpec:
         return TensorSpec(name=name, shape=shape)
 
+    label = (spec("label", (None, num_classes)),) if num_classes else ()
     return {
         "encoder.onnx": Signature(
-            inputs=(spec("image", img),), outputs=(spec("mu", (None, latent_dim)), spec("logvar", (None, latent_dim)))
+            inputs=(spec("image", img), *label),
+            outputs=(spec("mu", (None, latent_dim)), spec("logvar", (None, latent_dim))),
         ),
-        "decoder.onnx": Signature(inputs=(spec("z", (None, latent_dim)),), outputs=(spec("image", img),)),
+        "decoder.onnx": Signature(inputs=(spec("z", (None, latent_dim)), *label), outputs=(spec("image", img),)),
         "discriminator_features.onnx": Signature(
             inputs=(spec("image", img),), outputs=(spec("features", (None, similarity_features)),)
         ),

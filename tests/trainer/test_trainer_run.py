@@ -35,6 +35,8 @@ CHECKPOINT_KEYS = {
     "rng",
     "data_position",
     "eval",
+    "class_names",
+    "class_means",
 }
 METRIC_KEYS = {
     "step",
@@ -58,6 +60,7 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tiny_run: Path) -> N
     assert ModelConfig.from_dict(ckpt["model_config"]) == PRESETS["mnist32"]
     assert ckpt["train_config"]["batch_size"] == 4 and ckpt["train_config"]["out"] == str(tiny_run)
     assert ckpt["preprocessing"]["pad"] == [2, 2, 2, 2] and ckpt["dataset"] == "embedded-mnist"
+    assert ckpt["class_names"] == [str(d) for d in range(10)] and ckpt["class_means"].shape == (10, 32)
     assert set(ckpt["rng"]) == {"python", "numpy", "torch", "cuda"}
     assert ckpt["data_position"] == {"epoch": 0, "batch": 3, "index": 12}
     assert ckpt["eval"]["step"] == 3 and ckpt["scaler"] is None
