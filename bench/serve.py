@@ -10,7 +10,7 @@ once) keeps ``concurrency`` requests in flight, bounded in count and in time, on
 - ``POST /reconstruct`` (one held-out digit of the embedded MNIST as a raw PNG body).
 
 In the same rounds a raw onnxruntime loop gives the limit: the bundle's own ONNX files, sessions
-built exactly as the service builds them (``service.runtime.session_settings``), ``concurrency``
+built exactly as the service builds them (``service.sessions.session_settings``), ``concurrency``
 threads each calling ``session.run`` back to back on pre-made inputs: the decoder on 16 latents for
 ``sample``, the encoder then the decoder on one image for ``reconstruct``.
 
@@ -52,7 +52,7 @@ from PIL import Image
 
 from bench import report
 from model_core.bundle import LATEST, load_bundle, resolve
-from service.runtime import CPU, session_options, session_settings
+from service.sessions import CPU, session_options, session_settings
 from service.settings import Settings
 
 ENDPOINTS = ("sample", "reconstruct")

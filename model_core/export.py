@@ -14,8 +14,7 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -26,13 +25,7 @@ from torch import nn
 
 from model_core import bundle
 from model_core.config import ModelConfig
-from model_core.inference import (
-    DecoderVariant,
-    InferenceDecoder,
-    InferenceEncoder,
-    InferenceFeatures,
-    default_decoder_variant,
-)
+from model_core.inference import DecoderVariant, NetworkSpec, default_decoder_variant, network_specs
 from model_core.vaegan import VAEGAN
 
 log = logging.getLogger(__name__)
@@ -48,53 +41,6 @@ class ExportError(Exception):
 
 
 # Export and verification.
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """One ONNX file: its inference module, the eval-mode reference, names and an example input."""
-
-    file: str
-    module: nn.Module
-    reference: Callable[..., tuple[torch.Tensor, ...]]  # takes the inputs in ``inputs`` order
-    inputs: tuple[str, ...]  # "image", "z" and, for a conditional model, "label" (N, K) one-hot
-    outputs: tuple[str, ...]
-    signature: bundle.Signature
-
-
-def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) -> list[NetworkSpec]:
-    """The three files of a bundle, built from an eval-mode model."""
-    cfg = model.config
-    decoder_variant = decoder_variant or default_decoder_variant(cfg)
-    image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
-    sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features, cfg.num_classes)
-    label = ("label",) if cfg.conditional else ()
-    return [
-        NetworkSpec(
-            "encoder.onnx",
-            InferenceEncoder(model.encoder),
-            lambda *xs: tuple(model.encoder(*xs)),
-            ("image", *label),
-            ("mu", "logvar"),
-            sigs["encoder.onnx"],
-        ),
-        NetworkSpec(
-            "decoder.onnx",
-            InferenceDecoder(model.decoder, decoder_variant),
-            lambda *xs: (model.decoder(*xs),),
-            ("z", *label),
-            ("image",),
-            sigs["decoder.onnx"],
-        ),
-        NetworkSpec(
-            "discriminator_features.onnx",
-            InferenceFeatures(model.discriminator),
-            lambda x: (model.discriminator.features(x),),
-            ("image",),
-            ("features",),
-            sigs["discriminator_features.onnx"],
-        ),
-    ]
 
 
 def to_onnx(
@@ -224,6 +170,33 @@ def export_files(
         model.train(was_training)
 
 
+def class_files(cfg: ModelConfig, names: Sequence[str], means: np.ndarray | None) -> dict[str, bytes]:
+    """class_means.npy when there are class means; ExportError when names or means do not fit the model."""
+    if cfg.conditional and len(names) != cfg.num_classes:
+        raise ExportError(f"a conditional model of {cfg.num_classes} classes needs as many class names")
+    if means is None:
+        return {}
+    try:
+        return {bundle.CLASS_MEANS: bundle.class_means_bytes(means, len(names), cfg.latent_dim)}
+    except bundle.BundleError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def export_record(exporter: Exporter, decoder_variant: DecoderVariant, heldout: bool, seconds: float) -> dict[str, Any]:
+    """manifest.export: how the files were made, and the session options the service reads back."""
+    return {
+        "exporter": f"torch.onnx ({exporter})",
+        "torch": torch.__version__,
+        "opset": OPSET,
+        "batchnorm": "folded into the preceding conv/linear weights",
+        "decoder_variant": decoder_variant,
+        "parity_tolerance": PARITY_TOLERANCE,
+        "parity_inputs": "held-out images" if heldout else "uniform random images",
+        "ort_session": bundle.OrtSessionOptions().model_dump(),
+        "seconds": round(seconds, 3),
+    }
+
+
 def export_bundle(
     model: VAEGAN,
     models_dir: Path,
@@ -244,20 +217,17 @@ def export_bundle(
 ) -> Path:
     """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder.
 
-    ``class_names`` name the labels of labelled training data (required for a conditional model);
-    ``class_means`` (K, Z) are the mean posterior latents of its training images per class.
-    """
+    ``class_names``: the labels of labelled training data (one per class of a conditional model);
+    ``class_means`` (K, Z): the mean posterior latents of its training images per class."""
     bundle.validate_name(name)
     if version is not None:
         bundle.validate_name(version, "version")
     cfg = model.config
     start = time.perf_counter()
     decoder_variant = decoder_variant or default_decoder_variant(cfg)
-    if cfg.conditional and len(class_names) != cfg.num_classes:
-        raise ExportError(f"a conditional model of {cfg.num_classes} classes needs as many class names")
+    extra = class_files(cfg, class_names, class_means)
     contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
-    if class_means is not None:
-        contents[bundle.CLASS_MEANS] = class_means_npy(class_means, len(class_names), cfg.latent_dim)
+    contents.update(extra)
     seconds = time.perf_counter() - start
     version = version or bundle.default_version(contents)
     manifest = bundle.Manifest(
@@ -275,17 +245,7 @@ def export_bundle(
         model_config=cfg.to_dict(),
         metrics=dict(metrics or {}),
         parity=parity,
-        export={
-            "exporter": f"torch.onnx ({exporter})",
-            "torch": torch.__version__,
-            "opset": OPSET,
-            "batchnorm": "folded into the preceding conv/linear weights",
-            "decoder_variant": decoder_variant,
-            "parity_tolerance": PARITY_TOLERANCE,
-            "parity_inputs": "held-out images" if heldout is not None else "uniform random images",
-            "ort_session": bundle.OrtSessionOptions().model_dump(),  # the service reads them back
-            "seconds": round(seconds, 3),
-        },
+        export=export_record(exporter, decoder_variant, heldout is not None, seconds),
         signatures=signatures,
         num_classes=cfg.num_classes,
         class_names=tuple(class_names),
@@ -296,13 +256,3 @@ def export_bundle(
     errs = ", ".join(f"{f} {e:.2g}" for f, e in parity.items())
     log.info("exported %s/%s in %.2f s: %s; parity (max abs) %s", name, version, seconds, sizes, errs)
     return path
-
-
-def class_means_npy(means: np.ndarray, classes: int, latent_dim: int) -> bytes:
-    """The per-class mean latents as .npy bytes: float32 (classes, latent_dim), finite."""
-    array = np.ascontiguousarray(means, dtype=np.float32)
-    if array.shape != (classes, latent_dim) or not np.isfinite(array).all():
-        raise ExportError(f"class means of shape {means.shape} do not fit ({classes}, {latent_dim}) or are not finite")
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()

@@ -13,14 +13,18 @@ the parity of every file it writes):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model_core import bundle
 from model_core.config import ModelConfig
 from model_core.networks import Decoder, Discriminator, Encoder, with_label
+from model_core.vaegan import VAEGAN
 
 DecoderVariant = Literal["phase4", "phase1", "convtranspose"]
 
@@ -203,3 +207,50 @@ class InferenceFeatures(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.layers(image).flatten(1)  # (N, F)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One ONNX file: its inference module, the eval-mode reference, names and an example input."""
+
+    file: str
+    module: nn.Module
+    reference: Callable[..., tuple[torch.Tensor, ...]]  # takes the inputs in ``inputs`` order
+    inputs: tuple[str, ...]  # "image", "z" and, for a conditional model, "label" (N, K) one-hot
+    outputs: tuple[str, ...]
+    signature: bundle.Signature
+
+
+def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) -> list[NetworkSpec]:
+    """The three files of a bundle, built from an eval-mode model."""
+    cfg = model.config
+    decoder_variant = decoder_variant or default_decoder_variant(cfg)
+    image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
+    sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features, cfg.num_classes)
+    label = ("label",) if cfg.conditional else ()
+    return [
+        NetworkSpec(
+            "encoder.onnx",
+            InferenceEncoder(model.encoder),
+            lambda *xs: tuple(model.encoder(*xs)),
+            ("image", *label),
+            ("mu", "logvar"),
+            sigs["encoder.onnx"],
+        ),
+        NetworkSpec(
+            "decoder.onnx",
+            InferenceDecoder(model.decoder, decoder_variant),
+            lambda *xs: (model.decoder(*xs),),
+            ("z", *label),
+            ("image",),
+            sigs["decoder.onnx"],
+        ),
+        NetworkSpec(
+            "discriminator_features.onnx",
+            InferenceFeatures(model.discriminator),
+            lambda x: (model.discriminator.features(x),),
+            ("image",),
+            ("features",),
+            sigs["discriminator_features.onnx"],
+        ),
+    ]

@@ -86,6 +86,28 @@ class StepLosses:
     logs: dict[str, torch.Tensor]
 
 
+def discriminate(
+    discriminator: nn.Module,
+    x: torch.Tensor,
+    fakes: torch.Tensor,
+    y: torch.Tensor | None,
+    y_p: torch.Tensor | None,
+    passes: str,
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """Dis on x, Dec(z) and Dec(z_p) (``fakes``, 2B): logits (each (B,)) and the Dis_l of x and Dec(z) ((B, F))."""
+    b = x.shape[0]
+    if passes == "separate":  # real and fake images in calls of their own
+        x_tilde, x_p = fakes.split(b)
+        real_logits, real_features = discriminator(x, y)  # (B,), (B, F)
+        recon_logits, recon_features = discriminator(x_tilde, y)
+        prior_logits, _ = discriminator(x_p, y_p)
+        return (real_logits, recon_logits, prior_logits), (real_features, recon_features)
+    all_y = None if y is None or y_p is None else torch.cat([y, y, y_p])  # (3B, K)
+    logits, features = discriminator(torch.cat([x, fakes]), all_y)  # (3B,), (3B, F)
+    real_features, recon_features, _ = features.split(b)
+    return tuple(logits.split(b)), (real_features, recon_features)
+
+
 def compute_losses(
     encoder: nn.Module,
     decoder: nn.Module,
@@ -97,8 +119,8 @@ def compute_losses(
 ) -> StepLosses:
     """One forward pass of Algorithm 1 and the three objectives built from it.
 
-    ``y`` (B, K) one-hot labels of a conditional model: x and Dec(z) carry them; each z_p gets the
-    label of a random other image of the batch (a draw from the training label frequencies).
+    ``y`` (B, K) one-hot labels of a conditional model: x and Dec(z) carry them; the z_p get the
+    batch's labels in a random order (a draw from the training label frequencies).
     """
     b = x.shape[0]
     mu, logvar = encoder(x, y)
@@ -117,16 +139,9 @@ def compute_losses(
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
     both = None if y is None or y_p is None else torch.cat([y, y_p])  # (2B, K)
     fakes = decoder(torch.cat([z, z_p]), both)  # (2B, C, H, W): x_tilde then x_p, one decoder pass
-    if objective.dis_passes == "separate":
-        x_tilde, x_p = fakes.split(b)
-        real_logits, real_features = discriminator(x, y)  # (B,), (B, F)
-        recon_logits, recon_features = discriminator(x_tilde, y)
-        prior_logits, _ = discriminator(x_p, y_p)
-    else:
-        all_y = None if both is None or y is None else torch.cat([y, both])  # (3B, K)
-        logits, features = discriminator(torch.cat([x, fakes]), all_y)  # (3B,), (3B, F)
-        real_logits, recon_logits, prior_logits = logits.split(b)
-        real_features, recon_features, _ = features.split(b)
+    (real_logits, recon_logits, prior_logits), (real_features, recon_features) = discriminate(
+        discriminator, x, fakes, y, y_p, objective.dis_passes
+    )
 
     llike = losses.feature_llike(real_features, recon_features)
     gan_fakes = (recon_logits, prior_logits) if objective.gan_inputs == "three" else (prior_logits,)

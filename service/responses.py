@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import rendering
+from service.classes import LABEL_HEADER
 from service.errors import error_responses
 from service.metrics import Metrics
 from service.middleware import route_label
 from service.runtime import ModelRuntime
-from service.schemas import ImagesOut
+from service.schemas import EditInfo, ImagesOut
 from service.settings import Settings
 from service.uploads import MULTIPART
 
@@ -60,8 +61,14 @@ async def image_response(
     *,
     latents: np.ndarray | None = None,
     seed: int | None = None,
+    labels: list[str] | None = None,
+    label_method: str | None = None,
+    edit: EditInfo | None = None,
 ) -> Response:
-    """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json."""
+    """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json.
+
+    ``label_method`` is also sent as the X-Label-Method header, so a PNG says how a label was honoured.
+    """
     as_json = rendering.wants_json(request.headers.get("accept"))
     encoded = await run_in_threadpool(_encode, images, runtime.manifest.preprocessing.value_range, options, as_json)
     route = route_label(request.scope)  # never request.url: a query that is not UTF-8 must not fail here
@@ -69,11 +76,16 @@ async def image_response(
     headers = {"X-Model-Version": runtime.version}
     if seed is not None:
         headers["X-Seed"] = str(seed)
+    if label_method is not None:
+        headers[LABEL_HEADER] = label_method
     if isinstance(encoded, list):
         body = ImagesOut(
             images=encoded,
             latents=latents.tolist() if latents is not None else None,
             seed=seed,
+            labels=labels,
+            label_method=label_method,
+            edit=edit,
             model_version=runtime.version,
         )
         return JSONResponse(body.model_dump(exclude_none=True), headers=headers)

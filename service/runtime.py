@@ -11,10 +11,8 @@ started on it have finished.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import time
-from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,106 +20,51 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import ValidationError
 
-from model_core.bundle import Bundle, BundleError, Manifest, OrtSessionOptions, first_error, load_bundle
+from model_core.bundle import Bundle, BundleError, Manifest, load_bundle
 from service.batching import DirectRunner, MicroBatcher, Outputs, Runner
+from service.classes import Classes
 from service.imaging import check_preprocessing
 from service.metrics import Metrics
+from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings
 from service.settings import Settings
+
+__all__ = ["ModelLoadError", "ModelRuntime", "Network"]
 
 log = logging.getLogger(__name__)
 
-CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 INPUTS = {"encoder": "image", "decoder": "z", "discriminator_features": "image"}
-
-
-class ModelLoadError(Exception):
-    """A bundle cannot be served: bad files, bad manifest, or the requested provider is missing."""
-
-
-def _parse_session(label: str, values: Mapping[str, Any]) -> OrtSessionOptions:
-    """``OrtSessionOptions`` from a dict (unknown keys ignored); a bad value is a ModelLoadError."""
-    try:
-        return OrtSessionOptions.model_validate(values)
-    except ValidationError as exc:
-        where, message = first_error(exc)
-        raise ModelLoadError(f"{label}: onnxruntime session option {where!r}: {message}") from None
-
-
-def session_settings(manifest: Manifest, settings: Settings) -> dict[str, Any]:
-    """Effective session options: OrtSessionOptions' defaults < the bundle's recommendation < VAEGAN_ settings."""
-    recommended = manifest.export.get("ort_session")
-    label = f"bundle {manifest.name}/{manifest.version} export.ort_session"
-    chosen = _parse_session(label, recommended if isinstance(recommended, dict) else {})
-    if settings.intra_op_threads:
-        chosen = chosen.model_copy(update={"intra_op_num_threads": settings.intra_op_threads})
-    return chosen.model_dump()
-
-
-def session_options(chosen: Mapping[str, Any]) -> ort.SessionOptions:
-    """``ort.SessionOptions`` from the dict ``session_settings`` returns."""
-    parsed = _parse_session("session options", chosen)
-    try:
-        return parsed.to_ort()
-    except AttributeError as exc:
-        raise ModelLoadError(f"unknown onnxruntime session option value ({exc})") from None
-
-
-def requested_providers(choice: str) -> list[str]:
-    """Providers to ask ONNX Runtime for under VAEGAN_PROVIDER=``choice``."""
-    available = ort.get_available_providers()
-    if choice == "cpu":
-        return [CPU]
-    if choice == "cuda" and CUDA not in available:
-        raise ModelLoadError(
-            "VAEGAN_PROVIDER=cuda, but this onnxruntime build has no CUDA provider "
-            f"(available: {', '.join(available)}); install vaegan[serve-gpu] (onnxruntime-gpu)"
-        )
-    return [CUDA, CPU] if CUDA in available else [CPU]
-
-
-def missing_cuda_libraries() -> list[str]:
-    """The CUDA libraries onnxruntime-gpu needs that the dynamic loader cannot find."""
-    from onnxruntime.capi import build_and_package_info
-
-    cuda_major = str(getattr(build_and_package_info, "cuda_version", "12") or "12").split(".")[0]
-    cudnn_major = str(getattr(build_and_package_info, "cudnn_version", "9") or "9").split(".")[0]
-    names = [f"lib{lib}.so.{cuda_major}" for lib in ("cudart", "cublas", "cublasLt")]
-    names += ["libcufft.so." + ("11" if cuda_major == "12" else "12"), f"libcudnn.so.{cudnn_major}"]
-    missing = []
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            missing.append(name)
-    return missing
-
-
-def create_session(path: Path, providers: list[str], options: ort.SessionOptions, choice: str) -> ort.InferenceSession:
-    """One session; a silent CPU fallback is an error under VAEGAN_PROVIDER=cuda."""
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-    if CUDA in providers and CUDA not in session.get_providers():
-        missing = missing_cuda_libraries()
-        why = f"missing {', '.join(missing)}" if missing else "see onnxruntime's log above"
-        if choice == "cuda":
-            raise ModelLoadError(f"VAEGAN_PROVIDER=cuda, but onnxruntime fell back to CPU for {path.name} ({why})")
-        log.warning("CUDA provider unavailable for %s (%s); running on CPU", path.name, why)
-    return session
 
 
 @dataclass
 class Network:
-    """One ONNX session and its single input; ``run`` is blocking and thread-safe."""
+    """One ONNX session and its input; ``run`` is blocking and thread-safe.
+
+    A conditional network's rows carry their one-hot label in the last ``label_width`` columns
+    (the rest flattened), so that the micro-batcher still stacks one array per request; ``run``
+    splits them into the "label" input and the main input of shape ``row_shape``.
+    """
 
     name: str
     session: ort.InferenceSession
     input_name: str
     metrics: Metrics
+    row_shape: tuple[int, ...] = ()
+    label_width: int = 0
+
+    def feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if not self.label_width:
+            return {self.input_name: rows}
+        main = rows[:, : -self.label_width].reshape(len(rows), *self.row_shape)
+        return {
+            self.input_name: np.ascontiguousarray(main),
+            "label": np.ascontiguousarray(rows[:, -self.label_width :]),
+        }
 
     def run(self, rows: np.ndarray) -> list[np.ndarray]:
         start = time.perf_counter()
-        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(rows, dtype=np.float32)})
+        outputs = self.session.run(None, self.feeds(rows))
         self.metrics.inference_latency.labels(self.name).observe(time.perf_counter() - start)
         self.metrics.batch_size.labels(self.name).observe(len(rows))
         return outputs
@@ -136,8 +79,10 @@ def _warm_up(networks: dict[str, Network], manifest: Manifest, max_batch: int) -
         "discriminator_features": (spec.channels, spec.height, spec.width),
     }
     for name, network in networks.items():
+        width = int(np.prod(shapes[name])) + network.label_width if network.label_width else None
         for batch in sorted({1, max_batch}):
-            network.session.run(None, {network.input_name: np.zeros((batch, *shapes[name]), np.float32)})
+            rows = np.zeros((batch, width) if width else (batch, *shapes[name]), np.float32)
+            network.session.run(None, network.feeds(rows))
 
 
 def _check_manifest(manifest: Manifest) -> None:
@@ -167,6 +112,7 @@ class ModelRuntime:
         metrics: Metrics,
     ) -> None:
         self.bundle, self.manifest = bundle, bundle.manifest
+        self.classes = Classes.of(bundle)
         self.networks, self.provider, self.session_options = networks, provider, options
         self.load_seconds = load_seconds
         self.loaded_at = time.time()
@@ -186,9 +132,13 @@ class ModelRuntime:
         options = session_options(chosen)
         providers = requested_providers(settings.provider)
         networks = {}
+        manifest, k = bundle.manifest, bundle.manifest.num_classes
+        image = (manifest.image.channels, manifest.image.height, manifest.image.width)
+        row_shapes = {"encoder": image, "decoder": (manifest.latent_dim,), "discriminator_features": image}
         for name, input_name in INPUTS.items():
             session = create_session(bundle.file(f"{name}.onnx"), providers, options, settings.provider)
-            networks[name] = Network(name, session, input_name, metrics)
+            label_width = k if name in ("encoder", "decoder") else 0
+            networks[name] = Network(name, session, input_name, metrics, row_shapes[name], label_width)
         _warm_up(networks, bundle.manifest, settings.max_batch if settings.batching_enabled else 1)
         provider = networks["decoder"].session.get_providers()[0]
         seconds = time.perf_counter() - start
@@ -235,14 +185,22 @@ class ModelRuntime:
     async def _run(self, network: str, rows: np.ndarray) -> Outputs:
         return await self.runners[network](rows.astype(np.float32, copy=False))
 
-    async def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, C, H, W) in value_range -> mu, logvar, each (N, Z)."""
-        mu, logvar = await self._run("encoder", images)
+    async def _run_labelled(self, network: str, rows: np.ndarray, labels: np.ndarray | None) -> Outputs:
+        """A conditional network's rows with their one-hot labels (N, K) appended (see ``Network``)."""
+        if self.classes.conditional != (labels is not None):
+            raise ValueError(f"{network}: labels go with a conditional bundle, and only with one")
+        if labels is not None:
+            rows = np.concatenate([rows.reshape(len(rows), -1), labels.astype(np.float32)], axis=1)
+        return await self._run(network, rows)
+
+    async def encode(self, images: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, C, H, W) in value_range [, one-hot labels (N, K)] -> mu, logvar, each (N, Z)."""
+        mu, logvar = await self._run_labelled("encoder", images, labels)
         return mu, logvar
 
-    async def decode(self, z: np.ndarray) -> np.ndarray:
-        """(N, Z) -> (N, C, H, W) in value_range."""
-        (images,) = await self._run("decoder", z)
+    async def decode(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """(N, Z) [, one-hot labels (N, K)] -> (N, C, H, W) in value_range."""
+        (images,) = await self._run_labelled("decoder", z, labels)
         return images
 
     async def features(self, images: np.ndarray) -> np.ndarray:

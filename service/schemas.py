@@ -15,10 +15,15 @@ Latent = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-LATENT_BOU
 LatentRow = Annotated[list[Latent], Field(min_length=1, max_length=MAX_LATENT_WIDTH)]
 
 
+# A class by name or index; strict, so true or 1.5 is refused rather than coerced.
+ClassLabel = Annotated[str, Field(strict=True, min_length=1, max_length=64)] | Annotated[int, Field(strict=True, ge=0)]
+
+
 class DecodeRequest(BaseModel):
-    """Latents to decode, one row per image."""
+    """Latents to decode, one row per image; a conditional model also needs labels (one, or one per row)."""
 
     z: Annotated[list[LatentRow], Field(min_length=1, max_length=MAX_LATENT_ROWS)]
+    labels: Annotated[list[ClassLabel], Field(min_length=1, max_length=MAX_LATENT_ROWS)] | None = None
 
 
 class InterpolateLatents(BaseModel):
@@ -28,12 +33,23 @@ class InterpolateLatents(BaseModel):
     b: LatentRow
 
 
+class EditInfo(BaseModel):
+    """What /edit did: the classes, the method and the strength of each frame."""
+
+    source: str  # the class edited from (given, or inferred: see docs/api.md)
+    target: str
+    strengths: list[float]
+
+
 class ImagesOut(BaseModel):
     """Images as base64 PNGs, with the latents they came from or went to."""
 
     images: list[str]  # base64-encoded PNG, one per image
     latents: list[list[float]] | None = None
     seed: int | None = None
+    labels: list[str] | None = None  # the class of each image (class-aware routes)
+    label_method: str | None = None  # "conditional" (labels into the decoder) or "class-mean" (Sec. 5)
+    edit: EditInfo | None = None
     model_version: str
 
 
@@ -87,3 +103,6 @@ class ModelOut(BaseModel):
     load_seconds: float
     batching: dict[str, Any]
     limits: dict[str, int]
+    classes: list[str]  # the class names /sample?label= takes (empty: none)
+    conditional: bool  # the encoder and decoder take a label (then /reconstruct, /encode need one)
+    label_method: str | None  # how a label is honoured: "conditional", "class-mean" or None

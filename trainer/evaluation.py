@@ -116,23 +116,24 @@ def recalibrated_copy(
 
 
 @torch.no_grad()
-def class_means(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """(K, Z): the mean posterior mean mu(x) of the images of each class (Larsen et al. 2016, Sec. 5).
+def class_means(model: VAEGAN, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(K, Z): the mean posterior mean mu(x) of the images of each class, in eval mode (Larsen et al. 2016, Sec. 5).
 
     The paper's attribute vector for a class is this mean minus the mean of the others; the
     service takes differences of these rows. K is max label + 1; a class with no image gets zeros.
     """
-    device = next(encoder.parameters()).device
+    device, config = next(model.parameters()).device, model.config
     k = int(labels.max()) + 1
     sums = torch.zeros((k, config.latent_dim), dtype=torch.float64)
     counts = torch.zeros(k, dtype=torch.float64)
     start = 0
-    for x, y in onehot_batches(images, labels, config.num_classes, device):
-        mu, _ = encoder(x, y)
-        batch_labels = labels[start : start + len(x)]
-        sums.index_add_(0, batch_labels, mu.double().cpu())
-        counts.index_add_(0, batch_labels, torch.ones(len(x), dtype=torch.float64))
-        start += len(x)
+    with evaluating(model):
+        for x, y in onehot_batches(images, labels, config.num_classes, device):
+            mu, _ = model.encoder(x, y)
+            batch_labels = labels[start : start + len(x)]
+            sums.index_add_(0, batch_labels, mu.double().cpu())
+            counts.index_add_(0, batch_labels, torch.ones(len(x), dtype=torch.float64))
+            start += len(x)
     return (sums / counts.clamp(min=1)[:, None]).float()
 
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from model_core.averaging import ema_model
 from model_core.config import PRESETS, ModelConfig
@@ -26,7 +24,15 @@ from model_core.vaegan import VAEGAN, algorithm1_step
 from trainer import checkpoint, distributed, grids
 from trainer.checkpoint import NETWORKS, TrainingState
 from trainer.config import TrainConfig, TrainingError, UsageError
-from trainer.datasets import ImageArrayDataset, ImageData, ResumableSampler, keep_batch, load_dataset
+from trainer.datasets import (
+    ImageArrayDataset,
+    ImageData,
+    ResumableSampler,
+    load_dataset,
+    make_loader,
+    onehot,
+    to_model_input,
+)
 from trainer.evaluation import class_means, evaluating, final_evaluation, sampling_decoder
 from trainer.progress import LossMeter, MetricsFile, Progress
 
@@ -63,10 +69,10 @@ class Run:
             )
             checkpoint.save_atomic(ckpt, self.ckpt_path)
 
-    def labels(self, which: str) -> torch.Tensor | None:
-        """The "train" or "heldout" labels as a tensor, None for unlabelled data."""
+    def labels(self, which: str, n: int | None = None) -> torch.Tensor | None:
+        """The first ``n`` (None: all) "train" or "heldout" labels as a tensor, None for unlabelled data."""
         labels = self.data.train_labels if which == "train" else self.data.heldout_labels
-        return None if labels is None else torch.from_numpy(labels)
+        return None if labels is None else torch.from_numpy(labels[:n])
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -98,17 +104,10 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     decoder = sampling_decoder(model, ema, cfg, processes.device)
     (ema.module if ema is not None else model.decoder).load_state_dict(decoder.state_dict())
     if processes.is_main:
-        n = cfg.eval_images
-        heldout, heldout_labels = torch.from_numpy(run.data.heldout[:n]), run.labels("heldout")
-        result = final_evaluation(
-            model,
-            decoder,
-            heldout,
-            None if heldout_labels is None else heldout_labels[:n],
-            run.state.position.step,
-            cfg.out,
-        )
-        run.save(result, training_class_means(run))
+        heldout, labels = torch.from_numpy(run.data.heldout[: cfg.eval_images]), run.labels("heldout", cfg.eval_images)
+        result = final_evaluation(model, decoder, heldout, labels, run.state.position.step, cfg.out)
+        labels = run.labels("train")  # labelled data: the per-class mean latents go into the bundle
+        run.save(result, None if labels is None else class_means(model, torch.from_numpy(run.data.train), labels))
         logger.info("wrote %s", run.ckpt_path)
         if cfg.export_to is not None:
             export(cfg, run.ckpt_path)
@@ -220,16 +219,6 @@ def write_grids(run: Run, tag: str) -> None:
         )
 
 
-def training_class_means(run: Run) -> torch.Tensor | None:
-    """Per-class mean latents of the training images (eval mode), for labelled data; None otherwise."""
-    labels = run.labels("train")
-    if labels is None:
-        return None
-    model = run.state.model
-    with evaluating(model):
-        return class_means(model.encoder, torch.from_numpy(run.data.train), labels, model.config)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (the initial weights come from torch's global generator)."""
     random.seed(seed)
@@ -290,39 +279,6 @@ def precision(amp: bool, device: torch.device) -> tuple[torch.dtype | None, torc
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, None
     return torch.float16, torch.amp.GradScaler("cuda")
-
-
-def make_loader(
-    dataset: ImageArrayDataset, sampler: ResumableSampler, per_rank: int, workers: int | None, device: torch.device
-) -> DataLoader:
-    """Whole uint8 batches; workers and pinned memory on CUDA (auto: 4 workers there, none on CPU)."""
-    cuda = device.type == "cuda"
-    n_workers = workers if workers is not None else (4 if cuda else 0)
-    return DataLoader(
-        dataset,
-        batch_size=per_rank,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=n_workers,
-        pin_memory=cuda,
-        collate_fn=keep_batch,
-        persistent_workers=n_workers > 0,
-        generator=torch.Generator().manual_seed(0),  # leaves the global generator untouched
-    )
-
-
-def onehot(labels: torch.Tensor | None, config: ModelConfig, device: torch.device) -> torch.Tensor | None:
-    """A conditional model's one-hot labels (B, K) on the device; None for an unconditional one."""
-    if not config.conditional:
-        return None
-    assert labels is not None, "a conditional model is fed labelled batches"
-    return F.one_hot(labels.to(device, non_blocking=True), config.num_classes).float()
-
-
-def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float in [-1, 1] on the device (converted there: 4x less to copy), channels last."""
-    x = batch.to(device, non_blocking=True).float() / 127.5 - 1.0
-    return x.contiguous(memory_format=torch.channels_last)
 
 
 def export(cfg: TrainConfig, ckpt_path: Path) -> Path:

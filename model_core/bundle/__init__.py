@@ -12,9 +12,11 @@ torch: the service image has none.
     schema.py   file names, manifest.json as pydantic models, the recommended session options
     store.py    names, checksums, atomic publishing, LATEST resolution, manifest reading
     loading.py  a bundle's manifest, checksums and ONNX signatures checked together
+    classes.py  class_means.npy, the per-class mean latents, written and read
 """
 
-from model_core.bundle.loading import check_manifest, check_signature, load_bundle, read_class_means, verify
+from model_core.bundle.classes import class_means_bytes, read_class_means
+from model_core.bundle.loading import check_manifest, check_signature, load_bundle, verify
 from model_core.bundle.schema import (
     CLASS_MEANS,
     FORMAT_VERSION,
@@ -63,6 +65,7 @@ __all__ = [
     "Training",
     "check_manifest",
     "check_signature",
+    "class_means_bytes",
     "default_version",
     "first_error",
     "fsync_dir",

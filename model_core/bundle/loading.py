@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from model_core.bundle.schema import (
     CLASS_MEANS,
     MANIFEST,
@@ -86,22 +84,6 @@ def check_classes(manifest: Manifest) -> None:
             raise BundleError(f"{label}: class_means must be {CLASS_MEANS!r} and come with class_names")
         if CLASS_MEANS not in manifest.files:
             raise BundleError(f"{label}: {CLASS_MEANS} is not listed in {MANIFEST} files")
-
-
-def read_class_means(loaded: Bundle) -> np.ndarray | None:
-    """The bundle's per-class mean latents (K, Z) float32 (verified by checksum already), or None."""
-    manifest = loaded.manifest
-    if manifest.class_means is None:
-        return None
-    label = f"bundle {manifest.name}/{manifest.version}"
-    try:
-        means = np.load(loaded.file(CLASS_MEANS), allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{label}: {CLASS_MEANS} is no .npy array ({exc})") from None
-    shape = (len(manifest.class_names), manifest.latent_dim)
-    if means.shape != shape or means.dtype != np.float32 or not np.isfinite(means).all():
-        raise BundleError(f"{label}: {CLASS_MEANS} is {means.dtype} {means.shape}, expected finite float32 {shape}")
-    return means
 
 
 def load_bundle(path: Path, check_graphs: bool = True) -> Bundle:

@@ -6,7 +6,7 @@ the routes, so FastAPI both enforces and documents them.
 
 from fastapi import APIRouter
 
-from service.routes import decode, encode, health, interpolate, metrics, model, reconstruct, sample, similarity
+from service.routes import decode, edit, encode, health, interpolate, metrics, model, reconstruct, sample, similarity
 from service.settings import Settings
 
 
@@ -16,10 +16,12 @@ def routers(settings: Settings) -> tuple[APIRouter, ...]:
         health.router,
         model.router,
         metrics.router,
+        sample.build_grid_router(settings),  # before /sample's router: the more specific path first
         sample.build_router(settings),
         reconstruct.router,
         encode.router,
         decode.build_router(settings),
         interpolate.router,
         similarity.router,
+        edit.router,
     )

@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field, create_model
 
+from service.classes import Classes
 from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
@@ -24,6 +25,16 @@ def latent_matrix(rows: list[list[float]], latent_dim: int, max_rows: int) -> np
     if widths != {latent_dim}:
         raise InvalidParameter(f"every latent needs {latent_dim} values (the model's latent_dim); got {sorted(widths)}")
     return np.asarray(rows, dtype=np.float32)
+
+
+def row_labels(classes: Classes, labels: list[str | int] | None, rows: int) -> np.ndarray | None:
+    """One-hot labels (rows, K) from a body's labels (one, or one per row) for a conditional model."""
+    if labels is None or not classes.conditional:
+        return classes.network_labels(None if labels is None else str(labels[0]), rows, "labels")
+    if len(labels) not in (1, rows):
+        raise InvalidParameter(f"labels: {len(labels)} given for {rows} latents; send one, or one per latent")
+    indices = [classes.index(str(value), "labels") for value in labels]
+    return classes.onehot(indices * rows if len(indices) == 1 else indices)
 
 
 def request_body(max_rows: int) -> dict[str, Any]:
@@ -53,12 +64,13 @@ def build_router(settings: Settings) -> APIRouter:
         metrics: MetricsDep,
         options: Annotated[OutputOptions, Depends(output_options)],
     ) -> Response:
-        """Decode ``{"z": [[...], ...]}`` to a PNG grid (or JSON)."""
+        """Decode ``{"z": [[...], ...]}`` to a PNG grid (or JSON); a conditional model also needs
+        ``"labels"``: one class (name or index) for every row, or one per row."""
         # Parsed with the widest bound, so that too many rows get the message naming the setting.
         body = await read_json(request, DecodeRequest)
         z = latent_matrix(body.z, runtime.manifest.latent_dim, settings.max_samples)
         check_output(runtime, settings, len(z), options)
-        images = await runtime.decode(z)
+        images = await runtime.decode(z, row_labels(runtime.classes, body.labels, len(z)))
         return await image_response(request, runtime, metrics, images, options, latents=z)
 
     return router

@@ -10,6 +10,7 @@ from service import latents
 from service.dependencies import RuntimeDep, SettingsDep
 from service.errors import error_responses
 from service.responses import image_input
+from service.routes.sample import Label
 from service.schemas import EncodeOut
 from service.uploads import image_rows
 
@@ -29,10 +30,12 @@ async def encode(
     settings: SettingsDep,
     sample: Annotated[bool, Query(description="also draw z ~ q(z|x)")] = False,
     seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+    label: Label = None,
 ) -> EncodeOut:
-    """mu and logvar of the image (and z with its seed when sample=true)."""
+    """mu and logvar of the image (and z with its seed when sample=true); a conditional model needs its ``label``."""
+    y = runtime.classes.network_labels(label, 1)
     x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))
-    mu, logvar = await runtime.encode(x)  # (1, Z) each
+    mu, logvar = await runtime.encode(x, y)  # (1, Z) each
     out = EncodeOut(mu=mu[0].tolist(), logvar=logvar[0].tolist(), model_version=runtime.version)
     if sample:
         out.seed = latents.new_seed() if seed is None else seed

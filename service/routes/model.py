@@ -33,4 +33,7 @@ async def model(runtime: RuntimeDep, settings: SettingsDep) -> ModelOut:
             "max_pixels": settings.max_pixels,
             "max_output_pixels": settings.max_output_pixels,
         },
+        classes=list(runtime.classes.names) if runtime.classes.method else [],
+        conditional=runtime.classes.conditional,
+        label_method=runtime.classes.method,
     )

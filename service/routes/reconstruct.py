@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from service import latents
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.responses import OutputOptions, image_input, image_response, output_options, responses
+from service.routes.sample import Label
 from service.uploads import image_rows
 
 router = APIRouter(tags=["autoencode"])
@@ -28,14 +29,17 @@ async def reconstruct(
     options: Annotated[OutputOptions, Depends(output_options)],
     sample: Annotated[bool, Query(description="decode a posterior sample instead of its mean")] = False,
     seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+    label: Label = None,
 ) -> Response:
-    """The image through the encoder and decoder, as PNG (or JSON with the latent)."""
+    """The image through the encoder and decoder, as PNG (or JSON with the latent); a conditional
+    model needs the image's ``label``."""
+    y = runtime.classes.network_labels(label, 1)  # (1, K) or None
     x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))  # (1, C, H, W)
-    mu, logvar = await runtime.encode(x)
+    mu, logvar = await runtime.encode(x, y)
     if sample:
         seed = latents.new_seed() if seed is None else seed
         z = latents.posterior(mu, logvar, seed)
     else:
         z, seed = mu, None
-    images = await runtime.decode(z)
+    images = await runtime.decode(z, y)
     return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed)

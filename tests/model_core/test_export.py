@@ -80,7 +80,7 @@ def test_parity_failure_names_the_network(tmp_path: Path, monkeypatch: pytest.Mo
         def forward(self, z: torch.Tensor) -> torch.Tensor:
             return super().forward(z) + 1e-3
 
-    monkeypatch.setattr(export, "InferenceDecoder", Shifted)
+    monkeypatch.setattr(inference, "InferenceDecoder", Shifted)
     with pytest.raises(export.ExportError, match=r"^decoder: onnxruntime differs from PyTorch by 0\.001"):
         publish(trained_like(TINY), tmp_path)
     assert bundle.list_versions(tmp_path, "tiny") == []

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from model_core.bundle import Manifest, OrtSessionOptions, read_manifest
-from service import runtime
+from service import sessions as runtime
 from service.settings import Settings
 
 CPU_ONLY = "CUDAExecutionProvider" not in ort.get_available_providers()
