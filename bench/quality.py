@@ -8,10 +8,13 @@ ONNX files in onnxruntime, so the numbers are those of what users get.
     python -m bench.quality               # final figures: train on 0-7999, score on 8000-9999 only
     python -m bench.quality --ablation    # the ablation table: train on 0-6999, score on 7000-7999
     python -m bench.quality --checkpoint runs/X/checkpoint.pt [--publish pretrained]   # score one run
+    python -m bench.quality --conditional # the class-conditional model, same budget, seeds 0 and 1
     python -m bench.quality --quick       # a reduced budget, same keys, within 90 s
 
 The judge is a small CNN trained on digits 0-7999 (bench/quality_metrics.py, cached under
-bench/results/). The last line printed is one JSON object; bench/results/quality*.json holds it.
+bench/results/). Bundles with classes are also scored through the service's /sample?label= and
+/edit (bench/quality_classes.py). The last line printed is one JSON object;
+bench/results/quality*.json holds it.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
+from bench.quality_classes import class_scores
 from bench.quality_metrics import DigitClassifier, classify, frechet_distance, load_or_train_classifier, score
-from trainer.export import export_checkpoint
+from trainer.evaluation import class_means
+from trainer.export import export_checkpoint, load_checkpoint
 from trainer.mnist import HELDOUT_SLICE, TRAIN_SLICE, TUNE_HELDOUT_SLICE, load_embedded_mnist, to_model_range
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +51,10 @@ TARGETS = {
     "sample_confidence": ">= 0.90",
     "recon_label_kept": ">= 0.96",
 }
+CLASS_TARGETS = {"label_accuracy (conditional)": ">= 0.97", "label_accuracy (class-mean)": ">= 0.8",
+                 "edit_success (conditional)": ">= 0.7"}  # fmt: skip
+LABEL_SAMPLES_PER_CLASS = 100  # 1,000 labelled samples
+EDIT_IMAGES = 500
 # The ablation: from the default recipe, each option switched off alone (vaegan-train flags).
 # "no decoder EMA" needs no run of its own: the default runs are exported a second time without it.
 ABLATION: dict[str, list[str]] = {
@@ -57,13 +66,22 @@ ABLATION: dict[str, list[str]] = {
     "generator_loss minimax": ["--generator-loss", "minimax"],
     "gamma 1e-6": ["--gamma", "1e-6"],
 }
-KEYS = ("fd_cls", "recon_label_kept", "sample_confidence", "max_class_share", "pixel_mse")
+KEYS = (
+    "fd_cls",
+    "recon_label_kept",
+    "sample_confidence",
+    "max_class_share",
+    "pixel_mse",
+    "label_accuracy",
+    "edit_success",
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="reduced budget (<= 90 s), same keys")
     p.add_argument("--ablation", action="store_true", help="the ablation table on the tuning split")
+    p.add_argument("--conditional", action="store_true", help="the class-conditional VAE-GAN (--conditional)")
     p.add_argument("--rows", nargs="+", choices=list(ABLATION), help="--ablation: only these rows")
     p.add_argument("--checkpoint", type=Path, help="score this trained checkpoint (no training)")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="--checkpoint: score the last decoder weights")
@@ -78,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, help="keep runs and bundles here (default: a temporary folder)")
     p.add_argument("--publish", type=Path, help="export the scored VAE-GAN (first seed) here as mnist32-vaegan")
     a = p.parse_args(argv)
-    suffix = "_ablation" if a.ablation else "_checkpoint" if a.checkpoint else ""
+    suffix = "_ablation" if a.ablation else "_checkpoint" if a.checkpoint else "_conditional" if a.conditional else ""
     if a.quick:
         a.steps, a.batch_size, a.seeds, a.samples, a.img_dir = 15, 32, a.seeds[:1], 500, None
         suffix += "_quick"
@@ -87,21 +105,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 class OnnxModel:
-    """encoder.onnx and decoder.onnx of one bundle in onnxruntime."""
+    """encoder.onnx and decoder.onnx of one bundle in onnxruntime (with one-hot labels when conditional)."""
 
     def __init__(self, bundle: Path) -> None:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.enc = ort.InferenceSession(str(bundle / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
         self.dec = ort.InferenceSession(str(bundle / "decoder.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.classes = json.loads((bundle / "manifest.json").read_text()).get("num_classes", 0)
 
-    def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        """Dec(mu(x)): what the service's /reconstruct returns."""
-        mus = [self.enc.run(["mu"], {"image": x[i : i + 250]})[0] for i in range(0, len(x), 250)]
-        return self.decode(np.concatenate(mus))
+    def _feeds(self, name: str, rows: np.ndarray, labels: np.ndarray | None, i: int) -> dict[str, np.ndarray]:
+        feeds = {name: rows[i : i + 250]}
+        if self.classes:
+            assert labels is not None, "a conditional bundle needs labels"
+            feeds["label"] = np.eye(self.classes, dtype=np.float32)[labels[i : i + 250]]
+        return feeds
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.dec.run(["image"], {"z": z[i : i + 250]})[0] for i in range(0, len(z), 250)])
+    def reconstruct(self, x: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Dec(mu(x)): what the service's /reconstruct returns (with the digits' labels when conditional)."""
+        mus = [self.enc.run(["mu"], self._feeds("image", x, labels, i))[0] for i in range(0, len(x), 250)]
+        return self.decode(np.concatenate(mus), labels)
+
+    def decode(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        runs = [self.dec.run(["image"], self._feeds("z", z, labels, i))[0] for i in range(0, len(z), 250)]
+        return np.concatenate(runs)
 
 
 def grid(images: np.ndarray, cols: int, path: Path) -> None:
@@ -134,12 +161,16 @@ class Scorer:
         self.samples = samples
         count = max(samples, len(self.real))  # FD-cls compares as many samples as held-out digits
         self.z = np.random.default_rng(1234).standard_normal((count, 32)).astype(np.float32)
+        self.z_labels = np.random.default_rng(4321).integers(10, size=count)  # uniform, for conditional bundles
 
     def __call__(self, bundle: Path, img_prefix: Path | None = None) -> dict[str, Any]:
         onnx = OnnxModel(bundle)
-        recon, samples = onnx.reconstruct(self.real), onnx.decode(self.z)
+        labels = (self.labels, self.z_labels) if onnx.classes else (None, None)
+        recon, samples = onnx.reconstruct(self.real, labels[0]), onnx.decode(self.z, labels[1])
         result = score(self.clf, self.real, self.labels, recon, samples[: self.samples], samples[: len(self.real)])
         result["fd_over_floor"] = result["fd_cls"] / self.judge["fd_floor_real_vs_real"]
+        per_class = LABEL_SAMPLES_PER_CLASS if self.samples >= 1000 else 10
+        result.update(class_scores(bundle, self.clf, self.real, self.labels, per_class, min(EDIT_IMAGES, self.samples)))
         if img_prefix is not None:
             grid(samples[:64], 8, img_prefix.with_name(img_prefix.name + "_samples.png"))
             pairs = np.stack([self.real[:32], recon[:32]], 1).reshape(64, *self.real.shape[1:])  # x, Dec(mu(x)), ...
@@ -179,7 +210,7 @@ def run_rows(rows: dict[str, list[str]], dataset: str, scorer: Scorer, a: argpar
             images = a.img_dir / f"quality_{tag}" if a.img_dir is not None and seed == a.seeds[0] else None
             bundle = export_checkpoint(ckpt, work / "models", f"{tag}-seed{seed}")
             results.setdefault(name, []).append({"seed": seed, **scorer(bundle, images), **run})
-            if name == "vaegan" and a.publish is not None and seed == a.seeds[0]:
+            if name in ("vaegan", "cvaegan") and a.publish is not None and seed == a.seeds[0]:
                 publish(ckpt, a.publish, results[name][-1])
             if name in ("default", "vaegan") and "--decoder-ema" not in flags:
                 plain = export_checkpoint(ckpt, work / "models", f"{tag}-noema-seed{seed}", use_ema=False)
@@ -191,12 +222,33 @@ def run_rows(rows: dict[str, list[str]], dataset: str, scorer: Scorer, a: argpar
 
 
 def publish(ckpt_path: Path, models_dir: Path, result: dict[str, Any]) -> Path:
-    """Export the scored checkpoint again as models_dir/mnist32-vaegan, its quality figures in the manifest."""
+    """Export the scored checkpoint again as models_dir/mnist32-vaegan (or -cvaegan), its quality figures
+    in the manifest."""
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     ckpt["eval"] = {**(ckpt.get("eval") or {}), **{f"quality_{k}": v for k, v in result.items() if k in KEYS}}
     path = ckpt_path.with_name("checkpoint-published.pt")
     torch.save(ckpt, path)
-    return export_checkpoint(path, models_dir, "mnist32-vaegan")
+    conditional = ckpt["model_config"].get("num_classes", 0) > 0
+    return export_checkpoint(path, models_dir, "mnist32-cvaegan" if conditional else "mnist32-vaegan")
+
+
+def with_class_means(ckpt_path: Path) -> Path:
+    """A checkpoint written before runs stored class means gets them from its training digits (0-7999).
+
+    Returns ``ckpt_path`` when it has them (or was not trained on the embedded digits), else the
+    path of a copy beside it with ``class_names`` and ``class_means`` filled in (trainer.evaluation).
+    """
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if ckpt.get("class_means") is not None or ckpt.get("dataset") != "embedded-mnist":
+        return ckpt_path
+    model, _ = load_checkpoint(ckpt_path)
+    images, labels = load_embedded_mnist()
+    train = torch.from_numpy(np.pad(images[TRAIN_SLICE], ((0, 0), (2, 2), (2, 2)))[:, None])  # (8000, 1, 32, 32)
+    ckpt["class_means"] = class_means(model, train, torch.from_numpy(labels[TRAIN_SLICE].astype(np.int64)))
+    ckpt["class_names"] = [str(d) for d in range(10)]
+    path = ckpt_path.with_name("checkpoint-classes.pt")
+    torch.save(ckpt, path)
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -207,11 +259,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         work = a.work or Path(tmp)
         if a.checkpoint is not None:  # one finished run, e.g. the pretrained bundle's
-            bundle = export_checkpoint(a.checkpoint, work / "models", "scored", use_ema=a.ema)
+            ckpt_path = with_class_means(a.checkpoint)
+            bundle = export_checkpoint(ckpt_path, work / "models", "scored", use_ema=a.ema)
             result = scorer(bundle, a.img_dir / "quality_pretrained" if a.img_dir and not a.tune else None)
             if a.publish is not None:
-                publish(a.checkpoint, a.publish, result)
+                publish(ckpt_path, a.publish, result)
             summary.update(result)
+        elif a.conditional:
+            summary["rows"] = run_rows({"cvaegan": ["--conditional"]}, "embedded-mnist", scorer, a, work)
+            summary.update(summary["rows"]["cvaegan"]["mean"])
+            summary["targets"] = {**TARGETS, **CLASS_TARGETS}
         elif a.ablation:
             rows = {k: v for k, v in ABLATION.items() if not a.rows or k in a.rows}
             summary["rows"] = run_rows(rows, "embedded-mnist:tune", scorer, a, work)

@@ -26,10 +26,12 @@ class ModelConfig:
     # 0: unconditional (the paper). K > 0: a one-hot label (B, K) enters Enc's fc, Dec beside z and
     # Dis, as in vae-gan-tf (the TensorFlow VAE-GAN we follow).
     num_classes: int = 0
-    # How Dis sees the label: "projection" (Miyato & Koyama 2018: logit += <embed(y), h>) or "planes"
-    # (vae-gan-tf: K constant planes appended to the last conv's output). Both act after Dis_l, so
-    # the learned similarity never needs a label. Default and figures: docs/benchmarks.md.
-    dis_conditioning: str = "projection"
+    # How Dis sees the label: "projection" (Miyato & Koyama 2018: logit += <embed(y), h>), "planes"
+    # (vae-gan-tf: K constant planes appended to the last conv's output), or "auxiliary": projection
+    # plus a class head that Dis learns on real images and Dec must satisfy (AC-GAN, Odena et al.
+    # 2017). All act after Dis_l, so the learned similarity never needs a label. Default and
+    # figures: docs/benchmarks.md.
+    dis_conditioning: str = "auxiliary"
 
     def __post_init__(self) -> None:
         if self.image_size % 8 != 0 or self.image_size < 8:
@@ -40,8 +42,10 @@ class ModelConfig:
             raise ValueError(f"similarity_layer must be in 1..{1 + len(self.dis_channels)}")
         if self.num_classes < 0 or self.num_classes == 1:
             raise ValueError(f"num_classes must be 0 (unconditional) or at least 2, got {self.num_classes}")
-        if self.dis_conditioning not in ("projection", "planes"):
-            raise ValueError(f"dis_conditioning must be 'projection' or 'planes', got {self.dis_conditioning!r}")
+        if self.dis_conditioning not in ("projection", "planes", "auxiliary"):
+            raise ValueError(
+                f"dis_conditioning must be 'projection', 'planes' or 'auxiliary', got {self.dis_conditioning!r}"
+            )
 
     @property
     def base_size(self) -> int:
@@ -109,6 +113,7 @@ class ObjectiveConfig:
     # "joint": one Dis call on [x, Dec(z), Dec(z_p)] (the paper's batch); "separate": real and fake
     # images in calls of their own, so Dis's batch norm never normalises a mixed batch (ganhacks).
     dis_passes: str = "joint"
+    class_weight: float = 1.0  # conditional Dis with a class head: weight of its cross-entropy for Dis and Dec
 
     def __post_init__(self) -> None:
         if self.mode not in ("vaegan", "vae"):
@@ -121,6 +126,8 @@ class ObjectiveConfig:
             raise ValueError(f"dis_passes must be 'joint' or 'separate', got {self.dis_passes!r}")
         if not self.pixel_sigma > 0:
             raise ValueError(f"pixel_sigma must be > 0, got {self.pixel_sigma}")
+        if not self.class_weight >= 0:
+            raise ValueError(f"class_weight must be >= 0, got {self.class_weight}")
         if not self.gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
 

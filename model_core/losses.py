@@ -67,3 +67,8 @@ def gan_generator_loss(*fake_logits: torch.Tensor, saturating: bool = True) -> t
 def discriminator_accuracy(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Share of a batch the discriminator classifies correctly (logit > 0 means real)."""
     return ((logits > 0) == real).float().mean()
+
+
+def class_loss(class_logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the discriminator's class head against one-hot labels (AC-GAN, Odena et al. 2017, Eq. 3)."""
+    return F.cross_entropy(class_logits.float(), onehot.float().argmax(1))

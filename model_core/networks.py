@@ -95,6 +95,13 @@ class Decoder(nn.Module):
         return torch.tanh(self.out(h))  # (B, C, H, W)
 
 
+def split_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Dis's output as (real/fake logits (B,), class logits (B, K) or None without a class head)."""
+    if logits.dim() == 1:
+        return logits, None
+    return logits[:, 0], logits[:, 1:]
+
+
 class Discriminator(nn.Module):
     """Dis: x -> (logit of p(real), Dis_l(x)).
 
@@ -119,11 +126,17 @@ class Discriminator(nn.Module):
             nn.ReLU(),
         )
         self.logit = nn.Linear(cfg.dis_fc, 1)
-        projection = cfg.conditional and cfg.dis_conditioning == "projection"
+        projection = cfg.conditional and cfg.dis_conditioning in ("projection", "auxiliary")
         self.embed = nn.Linear(cfg.num_classes, cfg.dis_fc, bias=False) if projection else None
+        auxiliary = cfg.conditional and cfg.dis_conditioning == "auxiliary"
+        self.classes = nn.Linear(cfg.dis_fc, cfg.num_classes) if auxiliary else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return logits (B,) and Dis_l(x) flattened to (B, F); ``y`` (B, K) one-hot when conditional."""
+        """Return logits (B,) and Dis_l(x) flattened to (B, F); ``y`` (B, K) one-hot when conditional.
+
+        With a class head ("auxiliary") the logits are (B, 1 + K): the real/fake logit, then the
+        class logits (``split_logits`` separates them), so one call (and one DDP forward) gives both.
+        """
         h = self.stem(x)  # (B, dis_stem, H, W)
         features = h
         for i, block in enumerate(self.blocks, start=2):
@@ -150,6 +163,8 @@ class Discriminator(nn.Module):
             if y is None:
                 raise ValueError("a conditional discriminator needs a label")
             logits = logits + (self.embed(y.to(h.dtype)) * h).sum(1)  # projection: <embed(y), h>
+        if self.classes is not None:
+            return torch.cat([logits[:, None], self.classes(h)], dim=1)  # (B, 1 + K)
         return logits
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

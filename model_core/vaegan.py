@@ -24,7 +24,7 @@ from torch import nn
 from model_core import losses
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.distributions import DiagonalGaussian
-from model_core.networks import Decoder, Discriminator, Encoder
+from model_core.networks import Decoder, Discriminator, Encoder, split_logits
 
 
 @dataclass
@@ -94,7 +94,8 @@ def discriminate(
     y_p: torch.Tensor | None,
     passes: str,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """Dis on x, Dec(z) and Dec(z_p) (``fakes``, 2B): logits (each (B,)) and the Dis_l of x and Dec(z) ((B, F))."""
+    """Dis on x, Dec(z) and Dec(z_p) (``fakes``, 2B): its outputs (each (B,) or (B, 1 + K), see
+    ``split_logits``) and the Dis_l of x and Dec(z) ((B, F) each)."""
     b = x.shape[0]
     if passes == "separate":  # real and fake images in calls of their own
         x_tilde, x_p = fakes.split(b)
@@ -139,8 +140,9 @@ def compute_losses(
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
     both = None if y is None or y_p is None else torch.cat([y, y_p])  # (2B, K)
     fakes = decoder(torch.cat([z, z_p]), both)  # (2B, C, H, W): x_tilde then x_p, one decoder pass
-    (real_logits, recon_logits, prior_logits), (real_features, recon_features) = discriminate(
-        discriminator, x, fakes, y, y_p, objective.dis_passes
+    outputs, (real_features, recon_features) = discriminate(discriminator, x, fakes, y, y_p, objective.dis_passes)
+    (real_logits, real_classes), (recon_logits, recon_classes), (prior_logits, prior_classes) = map(
+        split_logits, outputs
     )
 
     llike = losses.feature_llike(real_features, recon_features)
@@ -157,6 +159,15 @@ def compute_losses(
         "dis_acc_real": losses.discriminator_accuracy(real_logits.detach(), real=True),
         "dis_acc_fake": losses.discriminator_accuracy(torch.cat(gan_fakes).detach(), real=False),
     }
+    if real_classes is not None and recon_classes is not None and prior_classes is not None:
+        assert y is not None and y_p is not None
+        dis_class = losses.class_loss(real_classes, y)  # Dis learns the classes of real images
+        dec_class = losses.class_loss(recon_classes, y) + losses.class_loss(
+            prior_classes, y_p
+        )  # Dec must show its label
+        dis_loss = dis_loss + objective.class_weight * dis_class
+        gen_loss = gen_loss + objective.class_weight * dec_class
+        logs["dis_class_ce"], logs["dec_class_ce"] = dis_class.detach(), dec_class.detach()
     return StepLosses(
         enc=kl + llike,  # theta_Enc objective
         dec=objective.gamma * llike + gen_loss,  # theta_Dec objective

@@ -24,7 +24,8 @@ TINY = ModelConfig(
     dis_fc=16,
 )
 TINY_16 = replace(TINY, image_size=16)  # where a test needs more than 1x1 after three stride-2 stages
-TINY_COND = replace(TINY, num_classes=3)  # class-conditional, projection discriminator
+TINY_COND = replace(TINY, num_classes=3)  # class-conditional, projection discriminator with a class head
+TINY_COND_PROJECTION = replace(TINY_COND, dis_conditioning="projection")
 TINY_COND_PLANES = replace(TINY_COND, dis_conditioning="planes")
 CLASS_NAMES = ("a", "b", "c")
 PREPROCESSING = {"channels": 1, "height": 8, "width": 8, "fit": (8, 8)}

@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dis-conditioning",
-        choices=["projection", "planes"],
-        help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}; planes: vae-gan-tf's)",
+        choices=["auxiliary", "projection", "planes"],
+        help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}: projection plus a class head "
+        "(AC-GAN); planes: vae-gan-tf's label planes)",
     )
     p.add_argument(
         "--mode", choices=["vaegan", "vae"], help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
@@ -146,6 +147,11 @@ def _recipe_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--pixel-sigma", type=positive_float, help="--mode vae: std of the pixel Gaussian p(x|z) on [-1, 1] pixels"
+    )
+    p.add_argument(
+        "--class-weight",
+        type=non_negative_float,
+        help="--conditional, --dis-conditioning auxiliary: weight of the class head's cross-entropy for Dis and Dec",
     )
 
 

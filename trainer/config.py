@@ -30,7 +30,7 @@ class TrainConfig:
     out: Path  # runs/NAME: checkpoint.pt, metrics.jsonl, eval.json, samples/
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # how Algorithm 1 weighs its terms
     conditional: bool = False  # one-hot labels into Enc, Dec and Dis (needs labelled data)
-    dis_conditioning: str = "projection"  # how a conditional Dis sees the label: projection | planes
+    dis_conditioning: str = "auxiliary"  # how a conditional Dis sees the label: auxiliary | projection | planes
     recipe: str = "paper"  # the trainer.recipes entry the options came from
     dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
     decoder_ema: float = 0.0  # decay of the decoder's weight average that samples and exports (0: off)

@@ -9,10 +9,19 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import CLASS_NAMES, PREPROCESSING, TINY, TINY_COND, TINY_COND_PLANES, trained_like
+from tiny_models import (
+    CLASS_NAMES,
+    PREPROCESSING,
+    TINY,
+    TINY_COND,
+    TINY_COND_PLANES,
+    TINY_COND_PROJECTION,
+    trained_like,
+)
 
 from model_core import bundle, export
 from model_core.config import ModelConfig, ObjectiveConfig
+from model_core.networks import split_logits
 from model_core.vaegan import VAEGAN, compute_losses
 
 TRAINING = {"epochs": 1, "steps": 3, "seed": 0, "mode": "vaegan", "gamma": 1e-6}
@@ -22,7 +31,9 @@ def onehot(labels: list[int], k: int = 3) -> torch.Tensor:
     return F.one_hot(torch.tensor(labels), k).float()
 
 
-@pytest.mark.parametrize("cfg", [TINY_COND, TINY_COND_PLANES], ids=["projection", "planes"])
+@pytest.mark.parametrize(
+    "cfg", [TINY_COND, TINY_COND_PROJECTION, TINY_COND_PLANES], ids=["auxiliary", "projection", "planes"]
+)
 def test_shapes_and_the_label_changes_every_output_but_dis_l(cfg: ModelConfig) -> None:
     model = trained_like(cfg)
     x, z = torch.rand(4, 1, 8, 8) * 2 - 1, torch.randn(4, cfg.latent_dim)
@@ -35,9 +46,15 @@ def test_shapes_and_the_label_changes_every_output_but_dis_l(cfg: ModelConfig) -
         image = model.decoder(z, a)
         assert image.shape == (4, 1, 8, 8)
         assert not torch.allclose(image, model.decoder(z, b))
-        logits_a, features_a = model.discriminator(x, a)
-        logits_b, features_b = model.discriminator(x, b)
+        out_a, features_a = model.discriminator(x, a)
+        out_b, features_b = model.discriminator(x, b)
+        (logits_a, classes_a), (logits_b, classes_b) = split_logits(out_a), split_logits(out_b)
         assert logits_a.shape == (4,) and not torch.allclose(logits_a, logits_b)
+        if cfg.dis_conditioning == "auxiliary":  # the class head reads the image, not the label
+            assert classes_a is not None and classes_a.shape == (4, 3)
+            torch.testing.assert_close(classes_a, classes_b)
+        else:
+            assert classes_a is None
         torch.testing.assert_close(features_a, features_b)  # Dis_l is label-free
         torch.testing.assert_close(model.discriminator.features(x), features_a)
 
@@ -80,6 +97,7 @@ def test_prior_labels_are_the_batch_labels_shuffled(passes: str) -> None:
         torch.Generator().manual_seed(1), y,
     )  # fmt: skip
     assert torch.isfinite(step.enc) and torch.isfinite(step.dec) and step.dis is not None
+    assert {"dis_class_ce", "dec_class_ce"} <= set(step.logs)  # the class head's terms
     labels = seen[0]  # (2B, K): y for Dec(z), then y_p for Dec(z_p)
     torch.testing.assert_close(labels[:6], y)
     assert sorted(labels[6:].argmax(1).tolist()) == sorted(y.argmax(1).tolist())
@@ -140,3 +158,19 @@ def test_unconditional_export_with_class_means(tmp_path: Path) -> None:
 def test_class_means_of_the_wrong_shape_are_refused(tmp_path: Path) -> None:
     with pytest.raises(export.ExportError, match="do not fit"):
         publish(trained_like(TINY), tmp_path, class_names=CLASS_NAMES, class_means=np.zeros((2, 4), np.float32))
+
+
+def test_class_weight_adds_the_class_head_terms_to_dis_and_dec() -> None:
+    """class_weight w: Dis's objective gains w * CE(real), Dec's w * (CE(Dec(z)) + CE(Dec(z_p)))."""
+    x, y = torch.rand(6, 1, 8, 8) * 2 - 1, onehot([0, 1, 2, 0, 1, 2])
+    steps = {}
+    for weight in (0.0, 2.0):
+        torch.manual_seed(0)
+        model = VAEGAN(TINY_COND, ObjectiveConfig(dis_passes="separate", class_weight=weight))
+        args = (model.encoder, model.decoder, model.discriminator, x, model.objective)
+        steps[weight] = compute_losses(*args, torch.Generator().manual_seed(1), y)
+    off, on = steps[0.0], steps[2.0]
+    assert off.dis is not None and on.dis is not None
+    torch.testing.assert_close(on.dis - off.dis, 2.0 * on.logs["dis_class_ce"])
+    torch.testing.assert_close(on.dec - off.dec, 2.0 * on.logs["dec_class_ce"])
+    torch.testing.assert_close(on.enc, off.enc)
