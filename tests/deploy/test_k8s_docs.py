@@ -1,0 +1,82 @@
+"""The manifests docs/scaling.md shows for Triton and KServe: valid Kubernetes objects of the same
+version as deploy/k8s, admissible in its namespace (Pod Security "restricted"), and wired to the
+repository vaegan-triton writes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from k8s_manifests import K8S_VERSION, REPO, Doc, mounts, pod_specs, schema_errors
+
+from service.triton.cli import parse_args
+
+SCALING = REPO / "docs" / "scaling.md"
+NOT_VALIDATED_HERE = {("serving.kserve.io/v1beta1", "InferenceService")}  # no schema vendored; checked below
+
+
+def documented() -> list[Doc]:
+    """Every Kubernetes object in the ```yaml blocks of docs/scaling.md."""
+    blocks = re.findall(r"```yaml\n(.*?)```", SCALING.read_text(), re.S)
+    docs = [d for block in blocks for d in yaml.safe_load_all(block) if isinstance(d, dict)]
+    return [d for d in docs if "apiVersion" in d and "kind" in d]
+
+
+DOCS = documented()
+
+
+def named(kind: str, name: str) -> Doc:
+    (doc,) = [d for d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_each_documented_object_is_valid(doc: Doc) -> None:
+    assert doc["metadata"]["namespace"] == "vaegan"
+    if (doc["apiVersion"], doc["kind"]) not in NOT_VALIDATED_HERE:
+        assert schema_errors(doc) == [], f"against Kubernetes {K8S_VERSION}"
+
+
+def restricted(label: str, pod: dict[str, Any], containers: list[dict[str, Any]]) -> None:
+    """The "restricted" Pod Security Standard's demands that a manifest can get wrong."""
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"] == {
+        "type": "RuntimeDefault"
+    }, label
+    for container in containers:
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False, label
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, label
+
+
+def test_documented_pods_meet_the_namespaces_pod_security() -> None:
+    for doc in DOCS:
+        for label, pod in pod_specs(doc):
+            restricted(f"{doc['metadata']['name']} {label}", pod, pod["containers"])
+    predictor = named("InferenceService", "vaegan")["spec"]["predictor"]
+    restricted("InferenceService", predictor, [predictor["model"]])
+
+
+def test_the_repository_job_feeds_triton_and_kserve() -> None:
+    job = named("Job", "vaegan-triton-repository")["spec"]["template"]["spec"]
+    (convert,) = job["containers"]
+    args = parse_args(convert["command"][1:])
+    assert convert["command"][0] == "vaegan-triton"
+    places = mounts(job, convert)
+    assert places["/models"] == ("vaegan-models", True) and str(args.bundle).startswith("/models/")
+    assert places[str(args.out)] == ("vaegan-triton-repo", False) and args.kind == "gpu"
+    named("PersistentVolumeClaim", "vaegan-triton-repo")
+
+    triton = named("Deployment", "vaegan-triton")["spec"]["template"]["spec"]
+    (server,) = triton["containers"]
+    repository = next(a.split("=", 1)[1] for a in server["command"] if a.startswith("--model-repository="))
+    assert mounts(triton, server)[repository] == ("vaegan-triton-repo", True)
+    ports = {p["name"] for p in server["ports"]}
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[kind]["httpGet"]["port"] in ports
+    service = named("Service", "vaegan-triton")
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+
+    model = named("InferenceService", "vaegan")["spec"]["predictor"]["model"]
+    assert model["storageUri"] == "pvc://vaegan-triton-repo/"
+    assert (model["modelFormat"]["name"], model["protocolVersion"]) == ("triton", "v2")
