@@ -29,10 +29,16 @@ function showError(id, error) {
   $(id).hidden = !error;
 }
 
+// A panel's request takes a ticket: the panel is aria-busy until its latest request settles.
 function ticket(panel) {
   state.tickets[panel] = (state.tickets[panel] ?? 0) + 1;
   const mine = state.tickets[panel];
+  $(panel).setAttribute("aria-busy", "true");
   return () => mine === state.tickets[panel]; // still the latest?
+}
+
+function settled(panel, latest) {
+  if (latest()) $(panel).removeAttribute("aria-busy");
 }
 
 // Show a PNG (blob or URL) enlarged by a whole factor up to about `target` CSS pixels: crisp pixels.
@@ -61,11 +67,14 @@ function hide(...imgs) {
 
 // --- 1. draw or drop -----------------------------------------------------------------------------
 
-const pad = new Pad($("pad"), async () => reconstruct(await pad.framed()));
+const pad = new Pad($("pad"), () => reconstruct(pad.framed()));
 
-async function reconstruct(blob) {
+// `source`: a blob, or the promise of one (the framed drawing): the request's turn is taken first,
+// so an upload picked while a stroke is still being framed wins.
+async function reconstruct(source) {
   const latest = ticket("draw");
   try {
+    const blob = await source;
     const recon = await (await call("reconstruct", { method: "POST", body: form({ file: blob }) })).blob();
     const pair = form({ a: blob, b: await unpadded(recon) });
     const distances = await getJSON("similarity", { method: "POST", body: pair });
@@ -81,8 +90,10 @@ async function reconstruct(blob) {
     $("learned").textContent = $("pixel").textContent = "–";
     state.source = null;
     showError("draw-error", error);
+  } finally {
+    if (latest()) $("to-a").disabled = $("to-b").disabled = state.source === null;
+    settled("draw", latest);
   }
-  $("to-a").disabled = $("to-b").disabled = state.source === null;
 }
 
 // The reconstruction is a model output: already padded. Without its padding, the service's
@@ -142,6 +153,8 @@ async function sample() {
     if (!latest()) return;
     hide($("grid"));
     showError("sample-error", error);
+  } finally {
+    settled("sample", latest);
   }
 }
 
@@ -211,6 +224,8 @@ async function interpolate() {
     hide($("frame"));
     $("strip").replaceChildren();
     showError("interpolate-error", error);
+  } finally {
+    settled("interpolate", latest);
   }
 }
 

@@ -103,8 +103,13 @@ def open_playground(page: Page, base: str) -> float:
     return float(page.evaluate("performance.getEntriesByName('first-sample-grid')[0].startTime"))
 
 
+def settled(page: Page, panel: str) -> None:
+    """Until the panel's latest request has its answer on screen (the page marks it aria-busy until then)."""
+    page.wait_for_selector(f"#{panel}:not([aria-busy])")
+
+
 def draw(page: Page, strokes: tuple[tuple[tuple[float, float], ...], ...] = SEVEN) -> None:
-    """Draw polylines on the pad with the mouse (canvas pixels), one press per stroke."""
+    """Draw polylines on the pad with the mouse (canvas pixels), a press each; wait for the last one's answer."""
     box = page.locator("#pad").bounding_box()
     assert box is not None
     for stroke in strokes:
@@ -113,7 +118,8 @@ def draw(page: Page, strokes: tuple[tuple[tuple[float, float], ...], ...] = SEVE
         page.mouse.down()
         for x, y in rest:
             page.mouse.move(box["x"] + x, box["y"] + y, steps=12)
-        page.mouse.up()
+        page.mouse.up()  # each stroke's end asks for a reconstruction
+    settled(page, "draw")
 
 
 def pixels(page: Page, selector: str) -> np.ndarray:

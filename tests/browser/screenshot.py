@@ -32,6 +32,7 @@ from tests.browser.harness import (
     mnist_digit_png,
     open_playground,
     pretrained_server,
+    settled,
 )
 
 
@@ -46,15 +47,14 @@ def first_minute(page: Page, base: str) -> None:
     """Drop a digit as the path's start, draw another as its end, put the slider half way."""
     open_playground(page, base)
     drop_file(page, "three.png", "image/png", mnist_digit_png(3))
-    expect(page.locator("#recon")).to_be_visible()
+    settled(page, "draw")
     page.click("#to-a")
     expect(page.locator("#end-a")).to_have_text("upload three.png")
     page.click("#clear")
     draw(page)
-    expect(page.locator("#learned")).not_to_have_text("–")
     page.click("#to-b")
     expect(page.locator("#end-b")).to_have_text("drawing")
-    expect(page.locator("#strip img")).to_have_count(10)
+    settled(page, "interpolate")
     page.focus("#slider")
     page.keyboard.press("Home")
     for _ in range(4):

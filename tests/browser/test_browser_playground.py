@@ -30,6 +30,7 @@ from tests.browser.harness import (
     pretrained_server,
     pretrained_version,
     publish_copy,
+    settled,
     wait_new_image,
 )
 
@@ -88,7 +89,7 @@ def test_page_loads_without_errors_and_shows_the_model_card(page: Page, base: st
 def test_a_stroke_on_the_pad_is_reconstructed(page: Page, base: str) -> None:
     open_playground(page, base)
     draw(page)
-    page.wait_for_selector("#recon:not([hidden])")
+    assert page.is_visible("#recon")
     assert inked(pixels(page, "#input"))
     assert inked(pixels(page, "#recon"))
     expect(page.locator("#learned")).not_to_have_text("–")
@@ -99,7 +100,7 @@ def test_a_stroke_on_the_pad_is_reconstructed(page: Page, base: str) -> None:
 def test_a_dropped_digit_is_reconstructed_and_starts_the_path(page: Page, base: str) -> None:
     open_playground(page, base)
     drop_file(page, "three.png", "image/png", mnist_digit_png(3))
-    page.wait_for_selector("#recon:not([hidden])")
+    settled(page, "draw")
     assert inked(pixels(page, "#recon"))
     first = page.get_attribute("#strip img", "src")
     page.click("#to-a")
@@ -138,7 +139,7 @@ def test_a_non_image_shows_the_api_error(page: Page, base: str) -> None:
 
     open_playground(page, base)
     draw(page)  # a reconstruction on screen first: the refusal must take it away
-    expect(page.locator("#recon")).to_be_visible()
+    assert page.is_visible("#recon")
     text_file: FilePayload = {"name": "notes.txt", "mimeType": "text/plain", "buffer": NOT_AN_IMAGE}
     page.set_input_files("#pick", files=[text_file])  # 415: the part says text/plain
     expect(page.locator("#draw-error")).to_have_text(detail("notes.txt", "text/plain"))
