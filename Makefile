@@ -10,7 +10,7 @@ DEMO_EPOCHS ?= 20
 DEMO_FLAGS ?= --recipe default --amp
 MODELS_DIR ?= models
 
-.PHONY: demo test lint format typecheck pytest bench bench-quick clean
+.PHONY: demo test lint format typecheck pytest bench bench-quick screenshots clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -29,6 +29,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/vaegan-train --preset mnist32 --dataset embedded-mnist --epochs $(DEMO_EPOCHS) $(DEMO_FLAGS) \
 		--out $(DEMO_RUN) --export-to $(MODELS_DIR) --name mnist
+	@echo "serving on http://127.0.0.1:8000/ : open it for the playground (Ctrl-C stops)"
 	VAEGAN_MODELS_DIR=$(MODELS_DIR) VAEGAN_MODEL_NAME=mnist $(VENV)/bin/vaegan-serve --host 127.0.0.1 --port 8000
 
 test: $(VENV)/.dev-installed lint typecheck pytest
@@ -52,6 +53,10 @@ bench: $(VENV)/.dev-installed
 
 bench-quick: $(VENV)/.dev-installed
 	for m in runtime serve train quality; do $(PY) -m bench.$$m --quick || exit 1; done
+
+# The README's picture of the playground: the pretrained bundle served, the page driven in headless Chromium.
+screenshots: $(VENV)/.dev-installed
+	$(PY) -m tests.browser.screenshot docs/img/playground.png
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -14,6 +14,7 @@ from service.errors import install_error_handlers
 from service.lifecycle import ModelManager
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.playground import mount_playground
 from service.routes import routers
 from service.settings import Settings, get_settings
 from service.uploads import JSON
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in routers(settings):
         app.include_router(router)
+    if settings.playground:
+        mount_playground(app)
     document_latent_width(app)
 
     # Outermost last: metrics see every answer, the body limit applies before any route reads.

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=4096 * 4096, ge=1)  # width x height from the image header, before decoding
     max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
+    playground: bool = True  # the page at / and /playground (service/static/); False: 404, API only
 
     # Process.
     shutdown_grace_s: float = Field(default=30.0, gt=0.0)  # in-flight requests get this long after SIGTERM

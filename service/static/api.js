@@ -1,0 +1,60 @@
+// The public API, called as the README's curl lines call it (relative URLs: the page works behind a
+// path prefix too). A refusal becomes an ApiError whose message is the service's JSON `detail`.
+
+export class ApiError extends Error {
+  constructor(message, status, retryAfterS = 0) {
+    super(message);
+    this.status = status; // 0: the service could not be reached at all
+    this.retryAfterS = retryAfterS; // from Retry-After on 503 answers
+  }
+}
+
+let versionSeen = () => {};
+
+// Every inference answer names the model version that produced it (X-Model-Version): a hot reload
+// shows up on the first answer after it.
+export function onVersion(callback) {
+  versionSeen = callback;
+}
+
+export async function call(path, { method = "GET", body, json = false } = {}) {
+  const init = { method, headers: {} };
+  if (json) init.headers.Accept = "application/json";
+  if (body instanceof FormData) {
+    init.body = body; // the browser writes the multipart boundary
+  } else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError("the service cannot be reached (is vaegan-serve running?)", 0, 2);
+  }
+  const version = response.headers.get("X-Model-Version");
+  if (version) versionSeen(version);
+  if (!response.ok) throw await refusal(response);
+  return response;
+}
+
+async function refusal(response) {
+  let detail = `${response.status} ${response.statusText}`;
+  try {
+    const body = await response.json(); // {"error": code, "detail": text}
+    if (typeof body.detail === "string") detail = body.detail;
+  } catch {
+    // not JSON (a proxy's page?): the status line says what is known
+  }
+  return new ApiError(detail, response.status, Number(response.headers.get("Retry-After")) || 0);
+}
+
+export async function getJSON(path, options = {}) {
+  return (await call(path, { ...options, json: true })).json();
+}
+
+export function form(fields) {
+  const data = new FormData();
+  for (const [name, blob] of Object.entries(fields)) data.append(name, blob, blob.name || `${name}.png`);
+  return data;
+}
