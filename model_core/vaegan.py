@@ -14,7 +14,6 @@ parameter changes while a later backward still needs it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,33 +48,6 @@ def rmsprop(params: Any, lr: float = 3e-4) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-8, weight_decay=1e-5)
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(module: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Replace the running statistics of every batch norm in ``module`` by their exact average over ``batches``.
-
-    Training leaves an exponential average of the last few batches' statistics, gathered while
-    the weights moved and, in the decoder of Algorithm 1, over mixed batches of Dec(z) and
-    Dec(z_p). Eval mode (and the exported ONNX graph) normalises with these numbers, so a GAN
-    decoder that leans on batch statistics can draw very different images there. Running the
-    frozen module over ``batches`` of the inputs it will serve (e.g. z_p ~ N(0, I) for sampling)
-    with a cumulative average (momentum None) makes eval mode match batch statistics of such
-    inputs. This changes no weight. Returns the number of batch norms recalibrated.
-    """
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    was_training = module.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts the same
-    module.train()
-    for batch in batches:
-        module(*batch) if isinstance(batch, tuple) else module(batch)  # (z, y) for a conditional decoder
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    module.train(was_training)
-    return len(norms)
-
-
 @dataclass
 class StepLosses:
     """Each network's objective plus the terms they are made of (scalars, still on the graph)."""
@@ -93,20 +65,32 @@ def discriminate(
     y: torch.Tensor | None,
     y_p: torch.Tensor | None,
     passes: str,
-) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """Dis on x, Dec(z) and Dec(z_p) (``fakes``, 2B): its outputs (each (B,) or (B, 1 + K), see
-    ``split_logits``) and the Dis_l of x and Dec(z) ((B, F) each)."""
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, torch.Tensor]]:
+    """Dis on x, Dec(z) and Dec(z_p) (``fakes``, 2B): real/fake logits (B,) of each, their class logits
+    (B, K) when Dis has a class head (else None), and the Dis_l features of x and Dec(z), (B, F) each."""
     b = x.shape[0]
     if passes == "separate":  # real and fake images in calls of their own
         x_tilde, x_p = fakes.split(b)
-        real_logits, real_features = discriminator(x, y)  # (B,), (B, F)
-        recon_logits, recon_features = discriminator(x_tilde, y)
-        prior_logits, _ = discriminator(x_p, y_p)
-        return (real_logits, recon_logits, prior_logits), (real_features, recon_features)
-    all_y = None if y is None or y_p is None else torch.cat([y, y, y_p])  # (3B, K)
-    logits, features = discriminator(torch.cat([x, fakes]), all_y)  # (3B,), (3B, F)
-    real_features, recon_features, _ = features.split(b)
-    return tuple(logits.split(b)), (real_features, recon_features)
+        (real, real_features), (recon, recon_features) = discriminator(x, y), discriminator(x_tilde, y)
+        outputs = (real, recon, discriminator(x_p, y_p)[0])
+    else:
+        all_y = None if y is None or y_p is None else torch.cat([y, y, y_p])  # (3B, K)
+        joint, features = discriminator(torch.cat([x, fakes]), all_y)  # (3B,) or (3B, 1 + K), (3B, F)
+        outputs, (real_features, recon_features, _) = joint.split(b), features.split(b)
+    logits, classes = zip(*(split_logits(o) for o in outputs), strict=True)
+    return logits, None if classes[0] is None else classes, (real_features, recon_features)
+
+
+def class_head_losses(
+    classes: tuple[torch.Tensor, ...], y: torch.Tensor | None, y_p: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Dis's class loss on real images, Dec's on Dec(z) with y and Dec(z_p) with y_p): Odena et al. 2017, Eq. 3.
+
+    ``classes``: the class logits (B, K) of x, Dec(z) and Dec(z_p).
+    """
+    assert y is not None and y_p is not None
+    real, recon, prior = classes
+    return losses.class_loss(real, y), losses.class_loss(recon, y) + losses.class_loss(prior, y_p)
 
 
 def compute_losses(
@@ -118,14 +102,10 @@ def compute_losses(
     generator: torch.Generator | None = None,
     y: torch.Tensor | None = None,
 ) -> StepLosses:
-    """One forward pass of Algorithm 1 and the three objectives built from it.
-
-    ``y`` (B, K) one-hot labels of a conditional model: x and Dec(z) carry them; the z_p get the
-    batch's labels in a random order (a draw from the training label frequencies).
-    """
+    """One forward pass of Algorithm 1 and the three objectives built from it. ``y`` (B, K): one-hot labels
+    of a conditional model, for x and Dec(z); the z_p get them shuffled (the training label frequencies)."""
     b = x.shape[0]
-    mu, logvar = encoder(x, y)
-    posterior = DiagonalGaussian(mu, logvar)
+    posterior = DiagonalGaussian(*encoder(x, y))  # q(z|x), mu and log sigma^2 (B, Z)
     z = posterior.sample(generator)  # (B, Z), reparameterised
     kl = losses.prior_kl(posterior)
     y_p = None if y is None else y[torch.randperm(b, generator=generator, device=y.device)]
@@ -140,9 +120,8 @@ def compute_losses(
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
     both = None if y is None or y_p is None else torch.cat([y, y_p])  # (2B, K)
     fakes = decoder(torch.cat([z, z_p]), both)  # (2B, C, H, W): x_tilde then x_p, one decoder pass
-    outputs, (real_features, recon_features) = discriminate(discriminator, x, fakes, y, y_p, objective.dis_passes)
-    (real_logits, real_classes), (recon_logits, recon_classes), (prior_logits, prior_classes) = map(
-        split_logits, outputs
+    (real_logits, recon_logits, prior_logits), classes, (real_features, recon_features) = discriminate(
+        discriminator, x, fakes, y, y_p, objective.dis_passes
     )
 
     llike = losses.feature_llike(real_features, recon_features)
@@ -159,14 +138,12 @@ def compute_losses(
         "dis_acc_real": losses.discriminator_accuracy(real_logits.detach(), real=True),
         "dis_acc_fake": losses.discriminator_accuracy(torch.cat(gan_fakes).detach(), real=False),
     }
-    if real_classes is not None and recon_classes is not None and prior_classes is not None:
-        assert y is not None and y_p is not None
-        dis_class = losses.class_loss(real_classes, y)  # Dis learns the classes of real images
-        dec_class = losses.class_loss(recon_classes, y) + losses.class_loss(
-            prior_classes, y_p
-        )  # Dec must show its label
-        dis_loss = dis_loss + objective.class_weight * dis_class
-        gen_loss = gen_loss + objective.class_weight * dec_class
+    if classes is not None:  # a class head (AC-GAN): Dis learns real classes, Dec must show its labels
+        dis_class, dec_class = class_head_losses(classes, y, y_p)
+        dis_loss, gen_loss = (
+            dis_loss + objective.class_weight * dis_class,
+            gen_loss + objective.class_weight * dec_class,
+        )
         logs["dis_class_ce"], logs["dec_class_ce"] = dis_class.detach(), dec_class.detach()
     return StepLosses(
         enc=kl + llike,  # theta_Enc objective

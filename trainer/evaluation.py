@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from model_core.batchnorm import recalibrate_batchnorm
 from model_core.config import ModelConfig
 from model_core.distributions import DiagonalGaussian
-from model_core.vaegan import VAEGAN, recalibrate_batchnorm
+from model_core.vaegan import VAEGAN
 from trainer.config import TrainConfig
 
 logger = logging.getLogger(__name__)

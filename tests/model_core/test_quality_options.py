@@ -10,8 +10,9 @@ from torch import nn
 from torch.distributions import Normal
 
 from model_core import losses
+from model_core.batchnorm import recalibrate_batchnorm
 from model_core.config import PRESETS, ObjectiveConfig
-from model_core.vaegan import VAEGAN, compute_losses, recalibrate_batchnorm
+from model_core.vaegan import VAEGAN, compute_losses
 
 
 def test_pixel_llike_with_sigma_is_the_gaussian_nll_of_pixels_without_its_constant() -> None:
