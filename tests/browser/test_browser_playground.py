@@ -81,7 +81,7 @@ def test_page_loads_without_errors_and_shows_the_model_card(page: Page, base: st
     assert "1,500 steps of batch 64" in page.inner_text("#card-facts")  # the manifest's training budget
     assert "quality_fd_cls" in page.inner_text("#card-metrics")
     assert "decoder.onnx" in page.inner_text("#card-parity")
-    assert page.is_hidden("#label-field")  # no classes in this bundle: no class picker
+    assert page.is_visible("#label-field")  # the bundle carries class means: /sample?label= works
     assert page.is_hidden("#reload-notice")
     assert "Ready" in page.inner_text("#status")
 
@@ -151,19 +151,24 @@ def test_a_non_image_shows_the_api_error(page: Page, base: str) -> None:
     assert broken_images(page) == []
 
 
-def test_the_class_picker_appears_when_the_model_lists_classes(page: Page, base: str) -> None:
-    """Against the conditional bundles' contract: /model's ``classes``, /sample's ``label``."""
-
-    def with_classes(route: Route) -> None:
-        response = route.fetch()
-        route.fulfill(response=response, json={**response.json(), "classes": [str(d) for d in range(10)]})
-
-    page.route("**/model", with_classes)
+def test_the_class_picker_samples_the_chosen_class(page: Page, base: str) -> None:
+    """The pretrained bundle lists its classes in /model; picking one asks /sample for that label."""
     open_playground(page, base)
     assert page.is_visible("#label-field")
     assert page.locator("#label option").count() == 11  # "any" and the ten classes
-    with page.expect_request(lambda r: "/sample?" in r.url and "label=3" in r.url):
+    with page.expect_response(lambda r: "/sample?" in r.url and "label=3" in r.url) as answered:
         page.select_option("#label", "3")
+    assert answered.value.status == 200 and answered.value.headers["x-label-method"] == "class-mean"
+
+
+def test_no_class_picker_when_the_model_lists_no_classes(page: Page, base: str) -> None:
+    def without_classes(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "classes": []})
+
+    page.route("**/model", without_classes)
+    open_playground(page, base)
+    assert page.is_hidden("#label-field")
 
 
 def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> None:
