@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)
     # Uploads and outputs of at most this many pixels are decoded and PNG-encoded on the event loop,
     # larger ones in a worker thread: for small images the hop costs more than the work (0: always
-    # a thread). 256x256 takes ~1 ms either way; the figures are in docs/benchmarks.md, "Serving".
+    # a thread). At 256x256 the loop is held ~0.85 ms by an upload, ~0.2 ms by an output
+    # (docs/benchmarks.md, "Serving").
     inline_pixels: int = Field(default=256 * 256, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
     playground: bool = True  # the page at / and /playground (service/static/); False: 404, API only
