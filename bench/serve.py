@@ -4,7 +4,8 @@ Two real ``vaegan-serve`` processes serve one mnist32 bundle (random seeded weig
 depend on what was learned; ``--models-dir`` serves an existing bundle instead), one with
 micro-batching on (the default settings) and one with ``VAEGAN_BATCHING=false``. Both stay up, but
 only one is driven at a time. An async httpx load generator (one client per server, bodies encoded
-once) keeps ``concurrency`` requests in flight, bounded in count and in time, on:
+once) or ``wrk`` (``--client``; the default when installed, bench/wrk.py) keeps ``concurrency``
+requests in flight, bounded in time (and, with httpx, in count), on:
 
 - ``GET /sample?n=16`` (16 prior samples as one PNG grid);
 - ``POST /reconstruct`` (one held-out digit of the embedded MNIST as a raw PNG body).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import io
 import os
 import signal
@@ -50,8 +52,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from bench import report
+from bench import report, wrk
 from model_core.bundle import LATEST, load_bundle, resolve
+from service.__main__ import http_stack
 from service.sessions import CPU, session_options, session_settings
 from service.settings import Settings
 
@@ -80,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="VAEGAN_X=V",
         help="a setting for both servers and the raw sessions, e.g. VAEGAN_BATCH_WORKERS=2 (repeatable)",
+    )
+    p.add_argument(
+        "--client",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="load generator: wrk (compiled, bench/wrk.py) or the async httpx one; auto: wrk when installed",
     )
     p.add_argument("--out", type=Path, default=Path("bench/results/serve.json"), help="also write the JSON here")
     args = p.parse_args(argv)
@@ -192,15 +201,21 @@ def wait_ready(server: Server, log: Path, timeout_s: float = 120.0) -> None:
 class Cell:
     """What one bounded run measured."""
 
-    latencies: list[float]  # seconds, of the requests (or calls) that succeeded
+    latencies: list[float]  # seconds, of the requests (or calls) that succeeded (empty from wrk)
     seconds: float  # first start to last completion
     errors: int
-    client_cpu: float  # CPU seconds of this process during the run
+    client_cpu: float  # CPU seconds of the load generator (this process, or wrk) during the run
     server_cpu: float  # CPU seconds of the server process (0 for raw onnxruntime)
+    completed: int | None = None  # requests that succeeded, when only a summary came back (wrk)
+    percentiles_ms: dict[int, float] | None = None  # {50: ..., 95: ..., 99: ...}, ditto
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies) if self.completed is None else self.completed
 
     @property
     def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds > 0 else 0.0
+        return self.ok / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -271,6 +286,41 @@ def measure_server(
     return cell
 
 
+def measure_wrk(
+    loop: asyncio.AbstractEventLoop,
+    server: Server,
+    client: httpx.AsyncClient,
+    request: Request,
+    concurrency: int,
+    seconds: float,
+    files: tuple[Path, Path],
+) -> Cell:
+    """One cell driven by ``wrk`` (``files``: its Lua script, the body); warmed up by httpx as above."""
+    loop.run_until_complete(drive(client, request, concurrency, 2 * concurrency, seconds))
+    script, body = files
+    content_type = request.headers.get("content-type", "")
+    server0 = server.cpu_seconds()
+    figures, client_cpu = wrk.run(
+        script,
+        server.url + request.path,
+        request.method,
+        body if request.body else None,
+        content_type,
+        concurrency,
+        seconds,
+    )
+    ok = figures["requests"] - figures["status_errors"]
+    return Cell(
+        [],
+        figures["duration_us"] / 1e6,
+        figures["status_errors"] + figures["socket_errors"],
+        client_cpu,
+        server.cpu_seconds() - server0,
+        completed=ok,
+        percentiles_ms={q: figures[f"p{q}_us"] / 1e3 for q in (50, 95, 99)},
+    )
+
+
 def measure_raw(call: Callable[[], Any], concurrency: int, count: int, seconds: float) -> Cell:
     """``concurrency`` threads call ``call`` back to back until ``count`` calls or time is up."""
     for _ in range(2):
@@ -329,13 +379,15 @@ def raw_calls(bundle_path: Path, settings: Settings, png: bytes) -> dict[str, Ca
 def summarize(cells: list[Cell]) -> dict[str, float]:
     """Medians over rounds of throughput, percentiles (ms) and the client's CPU share."""
 
-    def pct(cell: Cell, q: float) -> float:
+    def pct(cell: Cell, q: int) -> float:
+        if cell.percentiles_ms is not None:
+            return cell.percentiles_ms[q] if cell.ok else float("nan")
         return float(np.percentile(cell.latencies, q)) * 1e3 if cell.latencies else float("nan")
 
     def cpu_per_request(cell: Cell) -> float:
         """Server CPU ms per request; for raw onnxruntime (no server), this process's CPU ms per call."""
         spent = cell.server_cpu if cell.server_cpu > 0 else cell.client_cpu
-        return spent / len(cell.latencies) * 1e3 if cell.latencies else float("nan")
+        return spent / cell.ok * 1e3 if cell.ok else float("nan")
 
     def client_share(cell: Cell) -> float:
         total = cell.client_cpu + cell.server_cpu
@@ -346,7 +398,7 @@ def summarize(cells: list[Cell]) -> dict[str, float]:
         "p50_ms": round(statistics.median(pct(c, 50) for c in cells), 2),
         "p95_ms": round(statistics.median(pct(c, 95) for c in cells), 2),
         "p99_ms": round(statistics.median(pct(c, 99) for c in cells), 2),
-        "requests": sum(len(c.latencies) for c in cells),
+        "requests": sum(c.ok for c in cells),
         "errors": sum(c.errors for c in cells),
         "client_cpu_share": round(statistics.median(client_share(c) for c in cells), 3),
         "cpu_ms": round(statistics.median(cpu_per_request(c) for c in cells), 3),
@@ -393,9 +445,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stack.callback(loop.run_until_complete, clients[label].aclose())
         raw = raw_calls(bundle_path, settings, png)
         requests = requests_of(png)
+        client = "wrk" if args.client == "wrk" or (args.client == "auto" and wrk.available()) else "httpx"
+        (work / "digit.png").write_bytes(png)
+        wrk_files = (wrk.write_script(work), work / "digit.png")
         print(
             f"vaegan-serve x2 (batching on / off) on {HOST}, bundle {bundle_path}; the load generator runs on the same "
-            f"{os.cpu_count()} cores as the server (its CPU share is shown per cell)",
+            f"{os.cpu_count()} cores as the server (its CPU share is shown per cell); client {client}",
             flush=True,
         )
 
@@ -408,6 +463,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     for target in targets[r % 3 :] + targets[: r % 3]:
                         if target == "raw ort":
                             cell = measure_raw(raw[endpoint], c, count, seconds)
+                        elif client == "wrk":
+                            cell = measure_wrk(
+                                loop, servers[target], clients[target], requests[endpoint], c, seconds, wrk_files
+                            )
                         else:
                             cell = measure_server(
                                 loop, servers[target], clients[target], requests[endpoint], c, count, seconds
@@ -438,14 +497,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "service_over_raw_ort_batching_off": ratio("rps", ("sample", ks, "batching off"), ("sample", ks, "raw ort")),
         # CPU seconds per request instead of requests per second: less sensitive to other load.
         "raw_over_service_cpu_per_request": ratio("cpu_ms", ("sample", ks, "raw ort"), ("sample", ks, "batching on")),
+        # Server CPU per request / raw onnxruntime CPU per call, per endpoint, server and concurrency
+        # (issue 17's targets: reconstruct <= 2.0, sample <= 1.1).
+        "cpu_over_raw": {
+            f"{e} {t}": {c: ratio("cpu_ms", (e, c, t), (e, c, "raw ort")) for c in concurrencies}
+            for e in ENDPOINTS
+            for t in targets[:2]
+        },
         "settings": {
             "max_batch": settings.max_batch,
             "max_wait_ms": settings.max_wait_ms,
             "batch_workers": settings.batch_workers,
             "inference_threads": settings.inference_threads,
+            "inline_pixels": settings.inline_pixels,
+            "http_parser_and_loop": http_stack(settings),
             "ort_session": ort_session,
             "env": args.env,
         },
+        "client": client,
         "concurrency": list(concurrencies),
         "rounds": rounds,
         "cell_seconds": seconds,
@@ -456,7 +525,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "the load generator shares the CPU with the server (loopback): client_cpu_share per cell; "
             "cpu_ms: server CPU per request (raw ort: this process's CPU per call)"
         ),
-        "machine": report.machine(onnxruntime=ort.__version__, httpx=httpx.__version__),
+        "machine": report.machine(
+            onnxruntime=ort.__version__,
+            httpx=httpx.__version__,
+            uvicorn=importlib.metadata.version("uvicorn"),
+            **({"wrk": wrk.version()} if client == "wrk" else {}),
+        ),
         "results": table,
     }
     report.emit(summary, args.out)

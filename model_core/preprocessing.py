@@ -95,7 +95,12 @@ def fit(img: Image.Image, size: tuple[int, int], resize_filter: str) -> np.ndarr
 def pad(pixels: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
     """(C, h, w) -> (C, H, W): ``sides`` (top, bottom, left, right) filled with the background 0."""
     top, bottom, left, right = sides
-    return np.pad(pixels, ((0, 0), (top, bottom), (left, right)))
+    if min(sides) < 0:
+        raise ValueError(f"negative padding {sides}")
+    channels, height, width = pixels.shape
+    out = np.zeros((channels, top + height + bottom, left + width + right), pixels.dtype)  # (C, H, W)
+    out[:, top : top + height, left : left + width] = pixels  # np.pad does the same, ~20x slower at this size
+    return out
 
 
 def to_value_range(pixels: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import math
 import signal
@@ -22,6 +23,8 @@ from pydantic import ValidationError
 from service.app import create_app
 from service.lifecycle import ModelManager
 from service.settings import Settings
+
+log = logging.getLogger("service")
 
 
 class Server(uvicorn.Server):
@@ -49,6 +52,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def http_stack(settings: Settings) -> tuple[str, str]:
+    """uvicorn's HTTP parser and event loop: the settings', "auto" being httptools and uvloop when installed."""
+    http, loop = settings.http, settings.loop
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return http, loop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -58,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
+    http, loop = http_stack(settings)
+    log.info("HTTP parser %s, event loop %s", http, loop)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -66,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         lifespan="on",
         server_header=False,
+        http=http,
+        loop=loop,
     )
     # uvicorn re-raises the signal that stopped it once shutdown is complete; answering it with a
     # no-op makes a graceful stop exit 0 (uvicorn's own handlers are in place while it serves).

@@ -97,9 +97,9 @@ class MicroBatcher:
         self._waiting_rows += len(rows)
         self._on_depth(self._waiting_rows)
         self._arrived.set()
+        if len(items) == 1:  # the usual case: no gather (it costs a future and a callback per request)
+            return await items[0].future  # cancelled with the request
         parts = await asyncio.gather(*(item.future for item in items))  # cancelled with the request
-        if len(parts) == 1:
-            return parts[0]
         return tuple(np.concatenate(chunk) for chunk in zip(*parts, strict=True))
 
     async def close(self) -> None:

@@ -32,6 +32,15 @@ MEDIA_TYPES = {
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode ``data`` (first frame only), refusing oversized images from their header."""
+    return decode(probe(data, max_pixels))
+
+
+def probe(data: bytes, max_pixels: int) -> Image.Image:
+    """``data``'s header, checked: the format is allowed and the pixel count within the limit.
+
+    Nothing is decompressed yet (Pillow opens lazily), so this is cheap for any upload and the
+    caller can choose where ``decode`` runs from ``img.size``.
+    """
     if not data:
         raise BadImage("the image is empty (0 bytes)")
     try:
@@ -45,6 +54,11 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     if width == 0 or height == 0:
         raise BadImage(f"image has no pixels ({width}x{height})")
+    return img
+
+
+def decode(img: Image.Image) -> Image.Image:
+    """The pixels of a ``probe``d image, upright."""
     try:
         img.load()
     except Image.DecompressionBombError as exc:
@@ -57,10 +71,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
 def upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag, if any (a broken EXIF block is ignored)."""
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an image already upright
     except Exception:  # a malformed EXIF block must not cost the upload
         log.debug("ignoring an unreadable EXIF orientation", exc_info=True)
-        return img
+    return img
 
 
 def check_preprocessing(spec: Preprocessing) -> str | None:
@@ -77,3 +91,8 @@ def check_preprocessing(spec: Preprocessing) -> str | None:
 def load_input(data: bytes, spec: Preprocessing, max_pixels: int) -> np.ndarray:
     """Uploaded bytes to one model input row (C, H, W) float32; the whole guarded path."""
     return preprocess(open_image(data, max_pixels), spec)
+
+
+def finish_input(img: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """A ``probe``d image to one model input row (C, H, W) float32: ``load_input`` after the probe."""
+    return preprocess(decode(img), spec)

@@ -2,7 +2,7 @@
 
 Each app owns a ``CollectorRegistry`` (no import-time globals), so several apps can live in one
 process (tests) without clashing. Labels are bounded: routes are templates (``/sample``), never
-raw paths; networks are the three file stems; statuses are HTTP codes.
+raw paths; networks are the three file stems (queues also "autoencoder"); statuses are HTTP codes.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 NETWORKS = ("encoder", "decoder", "discriminator_features")
+AUTOENCODER = "autoencoder"  # /reconstruct's queue: encoder then decoder in one batch (service/runtime.py)
 UNMATCHED_ROUTE = "<unmatched>"  # one label value for every path no route matched (404s)
 
 # Seconds, from a sub-millisecond ONNX Runtime call to a slow upload.
@@ -75,6 +76,7 @@ class Metrics:
             self.queue_depth.labels(network)
             self.batch_size.labels(network)
             self.inference_latency.labels(network)
+        self.queue_depth.labels(AUTOENCODER)
         for result in ("success", "failure"):
             self.reloads.labels(result)
 

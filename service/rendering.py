@@ -8,23 +8,26 @@ convention), and enlarged by an integer ``scale`` (nearest neighbour, so small d
 from __future__ import annotations
 
 import base64
-import io
 import math
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
 
 from service.errors import InvalidParameter
 
 GRID_PADDING = 2  # pixels between and around grid cells
-PNG_COMPRESS_LEVEL = 3  # zlib level: small outputs, and much cheaper to encode than the default 6
+# zlib level of the PNGs: 1 is the cheapest that still compresses (docs/benchmarks.md, "Serving").
+PNG_COMPRESS_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
     """(N, C, H, W) floats in ``value_range`` to (N, H, W, C) uint8."""
     low, high = value_range
-    scaled = (np.nan_to_num(images, nan=low) - low) * (255.0 / (high - low))
-    return np.clip(np.round(scaled), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    scaled = (images - low) * (255.0 / (high - low))
+    # fmax/fmin return the number when the other operand is NaN: NaN -> 0 (low), +-inf -> 255 / 0.
+    return np.fmin(np.fmax(scaled, 0.0), 255.0).round().astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
@@ -67,14 +70,24 @@ def grid(images: np.ndarray, nrow: int, scale: int = 1) -> np.ndarray:
     return canvas
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC-32 of type and data (PNG spec, section 5.3)."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def png(image: np.ndarray) -> bytes:
-    """(H, W, C) uint8, C in {1, 3}, as PNG bytes ("L" or "RGB")."""
-    mode = "L" if image.shape[2] == 1 else "RGB"
-    buffer = io.BytesIO()
-    Image.fromarray(image[:, :, 0] if mode == "L" else image, mode).save(
-        buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL
-    )
-    return buffer.getvalue()
+    """(H, W, C) uint8, C in {1, 3}, as PNG bytes (8-bit greyscale or RGB).
+
+    Written here rather than by Pillow: every scanline with filter type 0 (none), one zlib stream.
+    For these small outputs Pillow's per-call overhead and adaptive filtering cost 2-3x the time
+    for larger files (docs/benchmarks.md, "Serving").
+    """
+    height, width, channels = image.shape
+    scanlines = np.zeros((height, 1 + width * channels), np.uint8)  # column 0: the filter byte, 0
+    scanlines[:, 1:] = image.reshape(height, width * channels)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)  # colour type 0 / 2
+    idat = zlib.compress(scanlines.tobytes(), PNG_COMPRESS_LEVEL)
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def png_grid(images: np.ndarray, nrow: int, scale: int) -> bytes:

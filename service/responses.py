@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Query, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import rendering
@@ -18,7 +17,7 @@ from service.middleware import route_label
 from service.runtime import ModelRuntime
 from service.schemas import EditInfo, ImagesOut
 from service.settings import Settings
-from service.uploads import MULTIPART
+from service.uploads import JSON, MULTIPART
 
 MAX_NROW = 64
 MAX_SCALE = 8
@@ -70,7 +69,13 @@ async def image_response(
     ``label_method`` is also sent as the X-Label-Method header, so a PNG says how a label was honoured.
     """
     as_json = rendering.wants_json(request.headers.get("accept"))
-    encoded = await run_in_threadpool(_encode, images, runtime.manifest.preprocessing.value_range, options, as_json)
+    value_range = runtime.manifest.preprocessing.value_range
+    settings: Settings = request.app.state.settings
+    n, _, height, width = images.shape
+    if n * height * width * options.scale**2 <= settings.inline_pixels:  # small: encoded without a thread hop
+        encoded = _encode(images, value_range, options, as_json)
+    else:
+        encoded = await run_in_threadpool(_encode, images, value_range, options, as_json)
     route = route_label(request.scope)  # never request.url: a query that is not UTF-8 must not fail here
     metrics.images.labels(route).inc(len(images))
     headers = {"X-Model-Version": runtime.version}
@@ -88,7 +93,7 @@ async def image_response(
             edit=edit,
             model_version=runtime.version,
         )
-        return JSONResponse(body.model_dump(exclude_none=True), headers=headers)
+        return Response(body.model_dump_json(exclude_none=True), media_type=JSON, headers=headers)
     return Response(encoded, media_type="image/png", headers=headers)
 
 

@@ -22,10 +22,10 @@ import numpy as np
 import onnxruntime as ort
 
 from model_core.bundle import Bundle, BundleError, Manifest, load_bundle
-from service.batching import DirectRunner, MicroBatcher, Outputs, Runner
+from service.batching import DirectRunner, MicroBatcher, Outputs, RunFn, Runner
 from service.classes import Classes
 from service.imaging import check_preprocessing
-from service.metrics import Metrics
+from service.metrics import AUTOENCODER, Metrics
 from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings
 from service.settings import Settings
 
@@ -116,8 +116,9 @@ class ModelRuntime:
         self.networks, self.provider, self.session_options = networks, provider, options
         self.load_seconds = load_seconds
         self.loaded_at = time.time()
+        runs = {name: network.run for name, network in networks.items()} | {AUTOENCODER: self._autoencode}
         self.runners: dict[str, Runner] = {
-            name: _runner(network, settings, executor, metrics) for name, network in networks.items()
+            name: _runner(name, run, settings, executor, metrics) for name, run in runs.items()
         }
         self._users = 0
         self._idle: asyncio.Event | None = None
@@ -198,6 +199,24 @@ class ModelRuntime:
         mu, logvar = await self._run_labelled("encoder", images, labels)
         return mu, logvar
 
+    async def reconstruct(
+        self, images: np.ndarray, labels: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dec(mu(x)): (N, C, H, W) [, one-hot labels (N, K)] -> mu, logvar (N, Z) and the images.
+
+        Both networks run in one trip to a worker thread (``_autoencode``) instead of one each.
+        """
+        mu, logvar, decoded = await self._run_labelled(AUTOENCODER, images, labels)
+        return mu, logvar, decoded
+
+    def _autoencode(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Encoder then decoder on the mean, blocking (a worker thread); labels stay in the last columns."""
+        mu, logvar = self.networks["encoder"].run(rows)
+        width = self.networks["decoder"].label_width
+        z = np.concatenate([mu, rows[:, -width:]], axis=1) if width else mu  # (N, Z [+ K])
+        (decoded,) = self.networks["decoder"].run(z)
+        return [mu, logvar, decoded]
+
     async def decode(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """(N, Z) [, one-hot labels (N, K)] -> (N, C, H, W) in value_range."""
         (images,) = await self._run_labelled("decoder", z, labels)
@@ -219,27 +238,22 @@ class ModelRuntime:
         }
 
 
-def _runner(network: Network, settings: Settings, executor: Executor, metrics: Metrics) -> Runner:
-    """A micro-batcher for ``network``, or a direct runner when batching is off."""
-    reject = metrics.rejected.labels(network.name).inc
+def _runner(name: str, run: RunFn, settings: Settings, executor: Executor, metrics: Metrics) -> Runner:
+    """A micro-batcher for ``run`` (one network, or the autoencoder chain), or a direct runner when batching is off."""
+    reject = metrics.rejected.labels(name).inc
     if not settings.batching_enabled:
         return DirectRunner(
-            network.name,
-            network.run,
-            executor,
-            max_queue=settings.max_queue,
-            retry_after_s=settings.retry_after_s,
-            on_reject=reject,
+            name, run, executor, max_queue=settings.max_queue, retry_after_s=settings.retry_after_s, on_reject=reject
         )
     return MicroBatcher(
-        network.name,
-        network.run,
+        name,
+        run,
         executor,
         max_batch=settings.max_batch,
         max_wait_s=settings.max_wait_ms / 1000.0,
         max_queue=settings.max_queue,
         workers=settings.batch_workers,
         retry_after_s=settings.retry_after_s,
-        on_depth=metrics.queue_depth.labels(network.name).set,
+        on_depth=metrics.queue_depth.labels(name).set,
         on_reject=reject,
     )

@@ -51,10 +51,19 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # whole request body, enforced while reading
     max_pixels: int = Field(default=4096 * 4096, ge=1)  # width x height from the image header, before decoding
     max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)
+    # Uploads and outputs of at most this many pixels are decoded and PNG-encoded on the event loop,
+    # larger ones in a worker thread: for small images the hop costs more than the work (0: always
+    # a thread). At 256x256 the loop is held ~0.85 ms by an upload, ~0.2 ms by an output
+    # (docs/benchmarks.md, "Serving").
+    inline_pixels: int = Field(default=256 * 256, ge=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
     playground: bool = True  # the page at / and /playground (service/static/); False: 404, API only
 
-    # Process.
+    # Process. uvicorn's "auto" picks httptools and uvloop, which the serve extras install (about
+    # 1 ms less CPU per request than h11 on asyncio's loop, docs/benchmarks.md); h11 and asyncio
+    # remain for a platform without those wheels.
+    http: Literal["auto", "httptools", "h11"] = "auto"
+    loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     shutdown_grace_s: float = Field(default=30.0, gt=0.0)  # in-flight requests get this long after SIGTERM
     shutdown_delay_s: float = Field(default=0.0, ge=0.0)  # /readyz is 503 this long before the listener closes
     retry_after_s: int = Field(default=1, ge=1)  # Retry-After of 503 answers

@@ -17,7 +17,8 @@ from starlette.datastructures import UploadFile
 
 from model_core.bundle import Preprocessing
 from service.errors import InvalidParameter, UnsupportedMediaType, validation_text
-from service.imaging import MEDIA_TYPES, load_input
+from service.imaging import MEDIA_TYPES, finish_input, probe
+from service.settings import Settings
 
 Model = TypeVar("Model", bound=BaseModel)
 MULTIPART = "multipart/form-data"
@@ -72,8 +73,19 @@ async def read_json(request: Request, model: type[Model]) -> Model:
         raise InvalidParameter(validation_text(exc.errors())) from None
 
 
-async def image_rows(request: Request, spec: Preprocessing, max_pixels: int, fields: tuple[str, ...]) -> np.ndarray:
-    """The uploaded images as model input, (len(fields), C, H, W) float32; decoded off the event loop."""
+async def image_rows(request: Request, spec: Preprocessing, settings: Settings, fields: tuple[str, ...]) -> np.ndarray:
+    """The uploaded images as model input, (len(fields), C, H, W) float32.
+
+    Each header is checked on the event loop (cheap: nothing is decompressed); an image of at most
+    ``settings.inline_pixels`` is then decoded there too, a larger one in a worker thread. For the small
+    images these models take, the hop to a thread and back costs more than the decoding.
+    """
     blobs = await read_images(request, fields)
-    rows = [await run_in_threadpool(load_input, blob, spec, max_pixels) for blob in blobs]
+    rows = []
+    for blob in blobs:
+        img = probe(blob, settings.max_pixels)
+        if img.width * img.height <= settings.inline_pixels:
+            rows.append(finish_input(img, spec))
+        else:
+            rows.append(await run_in_threadpool(finish_input, img, spec))
     return np.stack(rows)

@@ -63,7 +63,7 @@ async def edit(
     if "nrow" not in request.query_params:  # a strip by default
         options = OutputOptions(steps, options.scale)
     check_output(runtime, settings, steps, options)
-    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))  # (1, C, H, W)
+    x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))  # (1, C, H, W)
     strengths = np.linspace(0.0, MAX_STRENGTH[method], steps, dtype=np.float32)  # (steps,)
     if method == "conditional":
         start = given if given is not None else await conditional_source(runtime, classes, x)

@@ -34,7 +34,7 @@ async def encode(
 ) -> EncodeOut:
     """mu and logvar of the image (and z with its seed when sample=true); a conditional model needs its ``label``."""
     y = runtime.classes.network_labels(label, 1)
-    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))
+    x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))
     mu, logvar = await runtime.encode(x, y)  # (1, Z) each
     out = EncodeOut(mu=mu[0].tolist(), logvar=logvar[0].tolist(), model_version=runtime.version)
     if sample:

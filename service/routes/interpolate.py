@@ -45,7 +45,7 @@ async def interpolate(
         ends = await read_json(request, InterpolateLatents)
         pair = latent_matrix([ends.a, ends.b], runtime.manifest.latent_dim, 2)  # (2, Z)
     else:
-        x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("a", "b"))
+        x = await image_rows(request, runtime.manifest.preprocessing, settings, ("a", "b"))
         pair, _ = await runtime.encode(x, classes.network_labels(label, 2))  # posterior means, (2, Z)
     if "nrow" not in request.query_params:  # a strip by default
         options = OutputOptions(steps, options.scale)

@@ -34,12 +34,12 @@ async def reconstruct(
     """The image through the encoder and decoder, as PNG (or JSON with the latent); a conditional
     model needs the image's ``label``."""
     y = runtime.classes.network_labels(label, 1)  # (1, K) or None
-    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("file",))  # (1, C, H, W)
+    x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))  # (1, C, H, W)
+    if not sample:
+        z, _, images = await runtime.reconstruct(x, y)  # z: mu (1, Z)
+        return await image_response(request, runtime, metrics, images, options, latents=z)
     mu, logvar = await runtime.encode(x, y)
-    if sample:
-        seed = latents.new_seed() if seed is None else seed
-        z = latents.posterior(mu, logvar, seed)
-    else:
-        z, seed = mu, None
+    seed = latents.new_seed() if seed is None else seed
+    z = latents.posterior(mu, logvar, seed)
     images = await runtime.decode(z, y)
     return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed)

@@ -24,6 +24,6 @@ router = APIRouter(tags=["similarity"])
 )
 async def similarity(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> SimilarityOut:
     """Learned (Dis_l) and pixel distances between multipart images a and b."""
-    x = await image_rows(request, runtime.manifest.preprocessing, settings.max_pixels, ("a", "b"))  # (2, C, H, W)
+    x = await image_rows(request, runtime.manifest.preprocessing, settings, ("a", "b"))  # (2, C, H, W)
     features = await runtime.features(x)  # (2, F)
     return SimilarityOut(**asdict(pair_distances(features, x)), model_version=runtime.version)

@@ -207,3 +207,14 @@ def test_label_values_never_become_metric_labels(cond: TestClient) -> None:
     cond.get("/sample/grid", params={"per_class": 1})
     text = cond.get("/metrics").text
     assert 'route="/sample/grid"' in text and 'label="5"' not in text
+
+
+def test_conditional_reconstruct_decodes_the_mean_with_the_same_label(cond: TestClient) -> None:
+    """/reconstruct's single trip (encoder then decoder) hands the label to both networks."""
+    image = {"content": image_bytes(), "headers": {"Content-Type": "image/png", **JSON}}
+    answer = cond.post("/reconstruct", params={"label": "4"}, **image).json()
+    mu = cond.post("/encode", params={"label": "4"}, **image).json()["mu"]
+    decoded = cond.post("/decode", json={"z": [mu], "labels": [4]}, headers=JSON).json()
+    np.testing.assert_allclose(answer["latents"][0], mu, rtol=1e-5, atol=1e-6)
+    ours, theirs = (np.asarray(Image.open(io.BytesIO(base64.b64decode(b["images"][0])))) for b in (answer, decoded))
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1

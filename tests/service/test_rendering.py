@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from service import rendering
 
@@ -33,3 +36,17 @@ def test_to_uint8_and_grid() -> None:
 )
 def test_wants_json(accept: str | None, expected: bool) -> None:
     assert rendering.wants_json(accept) is expected
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_round_trips_through_pillow(channels: int) -> None:
+    """The hand-written encoder's PNGs decode (Pillow) to the very pixels, greyscale and RGB."""
+    pixels = np.random.default_rng(0).integers(0, 256, (7, 5, channels), dtype=np.uint8)
+    img = Image.open(io.BytesIO(rendering.png(pixels)))
+    assert img.format == "PNG" and img.mode == ("L" if channels == 1 else "RGB") and img.size == (5, 7)
+    assert (np.asarray(img).reshape(7, 5, channels) == pixels).all()
+
+
+def test_to_uint8_maps_nan_to_low_and_clips_infinities() -> None:
+    images = np.array([np.nan, np.inf, -np.inf, 5.0, -5.0, 0.0], np.float32).reshape(1, 1, 1, 6)
+    assert rendering.to_uint8(images, (-1.0, 1.0)).ravel().tolist() == [0, 255, 0, 255, 0, 128]

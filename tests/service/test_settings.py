@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from service.__main__ import http_stack
 from service.settings import Settings
 
 
@@ -30,3 +31,11 @@ def test_settings_defaults_are_safe() -> None:
 def test_settings_refuse_escapes_and_nonsense(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         Settings(**{field: value})
+
+
+def test_http_stack_auto_is_httptools_and_uvloop_when_installed() -> None:
+    """The serve extras install both; "auto" must pick them, an explicit choice is kept."""
+    pytest.importorskip("httptools")
+    pytest.importorskip("uvloop")
+    assert http_stack(Settings()) == ("httptools", "uvloop")
+    assert http_stack(Settings(http="h11", loop="asyncio")) == ("h11", "asyncio")
