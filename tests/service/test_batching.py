@@ -162,18 +162,22 @@ def test_close_finishes_queued_work(pool) -> None:
 
 
 def test_several_workers_run_batches_concurrently(pool) -> None:
-    network = FakeNetwork(delay_s=0.1)
+    """Two one-row batches meet at a barrier inside the network: only concurrent workers get past it."""
+    barrier = threading.Barrier(2, timeout=10.0)  # a deadlock guard, not a timing: serial runs break it
+
+    def network(batch: np.ndarray) -> list[np.ndarray]:
+        barrier.wait()
+        return [batch * 2, batch.sum(axis=1)]
 
     async def main():
         batcher = make(network, pool, max_batch=1, max_wait_s=0.0, workers=2)
         batcher.start()
-        start = time.perf_counter()
-        await asyncio.gather(batcher(rows(0, 1)), batcher(rows(1, 1)))
-        elapsed = time.perf_counter() - start
+        outs = await asyncio.gather(batcher(rows(0, 1)), batcher(rows(1, 1)))
         await batcher.close()
-        return elapsed
+        return outs
 
-    assert run(main()) < 0.19  # two 0.1 s batches overlapped
+    outs = run(main())
+    np.testing.assert_array_equal(outs[1][0], rows(1, 1) * 2)
 
 
 def test_direct_runner_runs_each_request_alone(pool) -> None:
