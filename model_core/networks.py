@@ -25,17 +25,22 @@ def _conv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
     )
 
 
-def with_label(h: torch.Tensor, y: torch.Tensor | None, cfg: ModelConfig) -> torch.Tensor:
-    """[h, y] for a conditional config, h unchanged otherwise; a missing or stray label is an error."""
+def check_label(y: torch.Tensor | None, batch: int, cfg: ModelConfig) -> None:
+    """A conditional config needs a one-hot label (batch, K); an unconditional one takes none."""
     if not cfg.conditional:
         if y is not None:
             raise ValueError("this model is unconditional: it takes no label")
-        return h
-    if y is None or y.shape != (h.shape[0], cfg.num_classes):
+        return
+    if y is None or y.shape != (batch, cfg.num_classes):
         shape = None if y is None else tuple(y.shape)
-        want = (h.shape[0], cfg.num_classes)
+        want = (batch, cfg.num_classes)
         raise ValueError(f"a conditional model needs a one-hot label of shape {want}, got {shape}")
-    return torch.cat([h, y.to(h.dtype)], dim=1)
+
+
+def with_label(h: torch.Tensor, y: torch.Tensor | None, cfg: ModelConfig) -> torch.Tensor:
+    """[h, y] for a conditional config, h unchanged otherwise; a missing or stray label is an error."""
+    check_label(y, h.shape[0], cfg)
+    return h if y is None else torch.cat([h, y.to(h.dtype)], dim=1)
 
 
 def _deconv_bn_relu(cin: int, cout: int, cfg: ModelConfig) -> nn.Sequential:
@@ -137,31 +142,38 @@ class Discriminator(nn.Module):
         With a class head ("auxiliary") the logits are (B, 1 + K): the real/fake logit, then the
         class logits (``split_logits`` separates them), so one call (and one DDP forward) gives both.
         """
+        h, features = self.trunk(x)
+        return self.head(h, y), features.flatten(1)
+
+    def trunk(self, x: torch.Tensor, stop_at_similarity: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The convolutions: (the last conv's output h (B, C, H/8, W/8), Dis_l(x) unflattened).
+
+        ``stop_at_similarity`` returns as soon as Dis_l is computed (h is then Dis_l itself).
+        """
         h = self.stem(x)  # (B, dis_stem, H, W)
         features = h
+        if stop_at_similarity and self.cfg.similarity_layer == 1:
+            return h, h
         for i, block in enumerate(self.blocks, start=2):
             assert isinstance(block, nn.Sequential)
             conv, norm, act = block[0], block[1], block[2]
             h = conv(h)  # (B, C_i, H / 2^(i-1), W / 2^(i-1))
             if i == self.cfg.similarity_layer:
                 features = h  # Dis_l: before this layer's batch norm
+                if stop_at_similarity:
+                    return h, h
             h = act(norm(h))
-        return self.head(h, y), features.flatten(1)
+        return h, features
 
     def head(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The logit (B,) from the last conv's output h (B, C, H/8, W/8) and, when conditional, the label."""
-        if self.cfg.conditional and self.cfg.dis_conditioning == "planes":
-            if y is None:
-                raise ValueError("a conditional discriminator needs a label")
+        check_label(y, h.shape[0], self.cfg)
+        if y is not None and self.cfg.dis_conditioning == "planes":
             label_planes = y.to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, K, H/8, W/8)
             h = torch.cat([h, label_planes], dim=1)
-        elif not self.cfg.conditional and y is not None:
-            raise ValueError("this model is unconditional: it takes no label")
         h = self.fc(h.flatten(1))  # (B, dis_fc)
         logits = self.logit(h).squeeze(1)  # (B,)
-        if self.embed is not None:
-            if y is None:
-                raise ValueError("a conditional discriminator needs a label")
+        if self.embed is not None and y is not None:
             logits = logits + (self.embed(y.to(h.dtype)) * h).sum(1)  # projection: <embed(y), h>
         if self.classes is not None:
             return torch.cat([logits[:, None], self.classes(h)], dim=1)  # (B, 1 + K)
@@ -169,13 +181,4 @@ class Discriminator(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Dis_l(x) alone, (B, F): the learned similarity space (label-free: labels act after it)."""
-        h = self.stem(x)
-        if self.cfg.similarity_layer == 1:
-            return h.flatten(1)
-        for i, block in enumerate(self.blocks, start=2):
-            assert isinstance(block, nn.Sequential)
-            h = block[0](h)
-            if i == self.cfg.similarity_layer:
-                return h.flatten(1)
-            h = block[2](block[1](h))
-        raise AssertionError("similarity_layer is checked by ModelConfig")
+        return self.trunk(x, stop_at_similarity=True)[1].flatten(1)
