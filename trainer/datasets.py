@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from model_core.config import ModelConfig
 from trainer import imaging, mnist
 from trainer.config import UsageError
 
@@ -245,12 +244,12 @@ def make_loader(
     )
 
 
-def onehot(labels: torch.Tensor | None, config: ModelConfig, device: torch.device) -> torch.Tensor | None:
-    """A conditional model's one-hot labels (B, K) on the device; None for an unconditional one."""
-    if not config.conditional:
+def onehot(labels: torch.Tensor | None, num_classes: int, device: torch.device) -> torch.Tensor | None:
+    """One-hot labels (B, K) on the device for a conditional model (``num_classes`` > 0); None otherwise."""
+    if not num_classes:
         return None
-    assert labels is not None, "a conditional model is fed labelled batches"
-    return F.one_hot(labels.to(device, non_blocking=True), config.num_classes).float()
+    assert labels is not None, "a conditional model is fed labelled images"
+    return F.one_hot(labels.to(device, non_blocking=True), num_classes).float()
 
 
 def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -20,6 +20,7 @@ from model_core.config import ModelConfig
 from model_core.distributions import DiagonalGaussian
 from model_core.vaegan import VAEGAN
 from trainer.config import TrainConfig
+from trainer.datasets import onehot
 
 logger = logging.getLogger(__name__)
 
@@ -32,11 +33,7 @@ def onehot_batches(
     """uint8 images in model range on ``device``, EVAL_BATCH at a time, with one-hot labels when ``num_classes``."""
     for start in range(0, len(images), EVAL_BATCH):
         x = images[start : start + EVAL_BATCH].to(device).float() / 127.5 - 1.0  # (B, C, H, W)
-        y = None
-        if num_classes:
-            assert labels is not None, "a conditional model needs the images' labels"
-            y = F.one_hot(labels[start : start + EVAL_BATCH].to(device), num_classes).float()  # (B, K)
-        yield x, y
+        yield x, onehot(None if labels is None else labels[start : start + EVAL_BATCH], num_classes, device)
 
 
 @torch.no_grad()

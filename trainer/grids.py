@@ -12,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 from model_core.config import ModelConfig
+from trainer.datasets import onehot
 
 GRID_SIZE = 64  # images per grid
 GRID_SEED = 1234  # the same prior samples every epoch, so grids compare across epochs
@@ -69,10 +70,7 @@ def write_epoch_grids(
     z, y = prior_inputs(cfg.latent_dim, cfg.num_classes)
     prior = decoder(z.to(device), None if y is None else y.to(device)).float().cpu().numpy()
     x = heldout[: GRID_SIZE // 2].to(device).float() / 127.5 - 1.0  # (32, C, H, W)
-    y_x = None
-    if cfg.conditional:
-        assert heldout_labels is not None, "a conditional model's grid needs the held-out labels"
-        y_x = F.one_hot(heldout_labels[: len(x)].to(device), cfg.num_classes).float()
+    y_x = onehot(None if heldout_labels is None else heldout_labels[: len(x)], cfg.num_classes, device)  # (32, K)
     recon = decoder(encoder(x, y_x)[0], y_x).float()  # through the posterior mean
     pairs = torch.stack([x, recon], dim=1).flatten(0, 1).cpu().numpy()  # (64, C, H, W): x, Dec(mu), ...
     paths = [folder / f"{tag}_prior.png", folder / f"{tag}_reconstructions.png"]

@@ -169,7 +169,10 @@ def train_epochs(run: Run) -> None:
         sampler.set_position(position.epoch, position.batch * run.per_rank)
         for images, labels in loader:
             z_generator.manual_seed(step_seed(cfg.seed, processes.rank, position.step))
-            x, y = to_model_input(images, processes.device), onehot(labels, run.state.model.config, processes.device)
+            x, y = (
+                to_model_input(images, processes.device),
+                onehot(labels, run.state.model.config.num_classes, processes.device),
+            )
             meter.add(train_step(run, x, z_generator, y))
             position.step, position.batch = position.step + 1, position.batch + 1
             progress.advance()
