@@ -38,6 +38,7 @@ from PIL import Image
 
 from bench.quality_classes import class_scores
 from bench.quality_metrics import DigitClassifier, classify, frechet_distance, load_or_train_classifier, score
+from trainer.datasets import load_dataset
 from trainer.evaluation import class_means
 from trainer.export import export_checkpoint, load_checkpoint
 from trainer.mnist import HELDOUT_SLICE, TRAIN_SLICE, TUNE_HELDOUT_SLICE, load_embedded_mnist, to_model_range
@@ -242,10 +243,11 @@ def with_class_means(ckpt_path: Path) -> Path:
     if ckpt.get("class_means") is not None or ckpt.get("dataset") != "embedded-mnist":
         return ckpt_path
     model, _ = load_checkpoint(ckpt_path)
-    images, labels = load_embedded_mnist()
-    train = torch.from_numpy(np.pad(images[TRAIN_SLICE], ((0, 0), (2, 2), (2, 2)))[:, None])  # (8000, 1, 32, 32)
-    ckpt["class_means"] = class_means(model, train, torch.from_numpy(labels[TRAIN_SLICE].astype(np.int64)))
-    ckpt["class_names"] = [str(d) for d in range(10)]
+    cfg = model.config
+    data = load_dataset("embedded-mnist", cfg.channels, cfg.image_size, ROOT / "data")  # the run's own training digits
+    assert data.train_labels is not None
+    ckpt["class_means"] = class_means(model, torch.from_numpy(data.train), torch.from_numpy(data.train_labels))
+    ckpt["class_names"] = list(data.class_names)
     path = ckpt_path.with_name("checkpoint-classes.pt")
     torch.save(ckpt, path)
     return path
