@@ -10,9 +10,10 @@ Two ways to ask for a class, by what the bundle holds:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from fastapi import Query
 
 from model_core.bundle import Bundle, read_class_means
 from service.errors import InvalidParameter
@@ -20,6 +21,14 @@ from service.errors import InvalidParameter
 Method = Literal["conditional", "class-mean"]
 LABEL_HEADER = "X-Label-Method"
 MAX_LABEL_LENGTH = 64  # the longest class name a manifest may hold
+
+
+def class_query(example: str, description: str = "a class, by name or index (see /model's classes)") -> Any:
+    """The query parameter of a class (bounded like the manifest's names), documented with ``example``."""
+    return Query(max_length=MAX_LABEL_LENGTH, description=description, examples=[example])
+
+
+Label = Annotated[str | None, class_query("7")]  # the optional `label` of the class-aware routes
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.classes import MAX_LABEL_LENGTH, Classes
+from service.classes import MAX_LABEL_LENGTH, Classes, class_query
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.responses import OutputOptions, check_output, image_input, image_response, output_options, responses
 from service.runtime import ModelRuntime
@@ -24,7 +24,6 @@ from service.uploads import image_rows
 router = APIRouter(tags=["latent arithmetic"])
 MAX_STEPS = 32
 MAX_STRENGTH = {"class-mean": 2.0, "conditional": 1.0}
-ClassQuery = Query(max_length=MAX_LABEL_LENGTH, description="a class, by name or index", examples=["8"])
 
 
 async def conditional_source(runtime: ModelRuntime, classes: Classes, x: np.ndarray) -> int:
@@ -49,9 +48,9 @@ async def edit(
     settings: SettingsDep,
     metrics: MetricsDep,
     options: Annotated[OutputOptions, Depends(output_options)],
-    to: Annotated[str, ClassQuery],
+    to: Annotated[str, class_query("8")],
     source: Annotated[
-        str | None, Query(alias="from", max_length=MAX_LABEL_LENGTH, description="default: inferred")
+        str | None, Query(alias="from", max_length=MAX_LABEL_LENGTH, description="a class; default: inferred")
     ] = None,
     steps: Annotated[int, Query(ge=2, le=MAX_STEPS, description="frames, strength 0 to the maximum")] = 5,
 ) -> Response:

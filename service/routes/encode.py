@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from service import latents
+from service.classes import Label
 from service.dependencies import RuntimeDep, SettingsDep
 from service.errors import error_responses
 from service.responses import image_input
-from service.routes.sample import Label
 from service.schemas import EncodeOut
 from service.uploads import image_rows
 

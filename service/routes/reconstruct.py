@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
+from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.responses import OutputOptions, image_input, image_response, output_options, responses
-from service.routes.sample import Label
 from service.uploads import image_rows
 
 router = APIRouter(tags=["autoencode"])

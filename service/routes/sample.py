@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
-from service.classes import MAX_LABEL_LENGTH, Classes
+from service.classes import Classes, Label
 from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
@@ -23,10 +23,6 @@ from service.settings import Settings
 DEFAULT_N = 16
 DEFAULT_PER_CLASS = 8
 MAX_PER_CLASS = 64
-Label = Annotated[
-    str | None,
-    Query(max_length=MAX_LABEL_LENGTH, description="a class, by name or index (see /model's classes)", examples=["7"]),
-]
 Seed = Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT, description="drawn when absent")]
 Temperature = Annotated[float, Query(gt=0, le=10, allow_inf_nan=False, description="prior std")]
 
