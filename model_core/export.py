@@ -182,6 +182,22 @@ def class_files(cfg: ModelConfig, names: Sequence[str], means: np.ndarray | None
         raise ExportError(str(exc)) from None
 
 
+def prior_files(
+    cfg: ModelConfig, names: Sequence[str], prior: bundle.LatentPrior | None, info: bundle.PriorInfo | None
+) -> dict[str, bytes]:
+    """prior.npz when there is a fitted prior; ExportError when it does not fit the model or its manifest entry."""
+    if prior is None:
+        return {}
+    if info is None or info.components != prior.mixture.components:
+        raise ExportError("a fitted prior needs its manifest entry (PriorInfo) with the same number of components")
+    if bool(prior.classes) != bool(info.class_components) or (prior.classes and len(prior.classes) != len(names)):
+        raise ExportError(f"the prior's per-class mixtures ({len(prior.classes)}) do not fit {len(names)} class names")
+    try:
+        return {bundle.PRIOR: bundle.prior_bytes(prior, cfg.latent_dim, len(prior.classes))}
+    except bundle.BundleError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def export_record(exporter: Exporter, decoder_variant: DecoderVariant, heldout: bool, seconds: float) -> dict[str, Any]:
     """manifest.export: how the files were made, and the session options the service reads back."""
     return {
@@ -214,11 +230,14 @@ def export_bundle(
     exporter: Exporter = "torchscript",
     class_names: Sequence[str] = (),
     class_means: np.ndarray | None = None,
+    prior: bundle.LatentPrior | None = None,
+    prior_info: bundle.PriorInfo | None = None,
 ) -> Path:
     """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder.
 
     ``class_names``: the labels of labelled training data (one per class of a conditional model);
-    ``class_means`` (K, Z): the mean posterior latents of its training images per class."""
+    ``class_means`` (K, Z): the mean posterior latents of its training images per class;
+    ``prior`` and ``prior_info``: the fitted latent prior (prior.npz) and its manifest entry."""
     bundle.validate_name(name)
     if version is not None:
         bundle.validate_name(version, "version")
@@ -226,6 +245,7 @@ def export_bundle(
     start = time.perf_counter()
     decoder_variant = decoder_variant or default_decoder_variant(cfg)
     extra = class_files(cfg, class_names, class_means)
+    extra.update(prior_files(cfg, class_names, prior, prior_info))
     contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
     contents.update(extra)
     seconds = time.perf_counter() - start
@@ -250,6 +270,7 @@ def export_bundle(
         num_classes=cfg.num_classes,
         class_names=tuple(class_names),
         class_means=bundle.CLASS_MEANS if class_means is not None else None,
+        prior=prior_info if prior is not None else None,
     )
     path = bundle.write_bundle(Path(models_dir), manifest, contents, update_latest=update_latest)
     sizes = ", ".join(f"{f} {len(b) / 1e6:.2f} MB" for f, b in contents.items())

@@ -18,7 +18,7 @@ from fastapi import Query
 from model_core.bundle import Bundle, read_class_means
 from service.errors import InvalidParameter
 
-Method = Literal["conditional", "class-mean"]
+Method = Literal["conditional", "class-mean", "class-prior"]  # class-prior: service/priors.py
 LABEL_HEADER = "X-Label-Method"
 MAX_LABEL_LENGTH = 64  # the longest class name a manifest may hold
 

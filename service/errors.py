@@ -47,6 +47,10 @@ class BadRequest(ServiceError):
     status_code, code = 400, "bad_request"
 
 
+class NotFound(ServiceError):
+    status_code, code = 404, "not_found"
+
+
 class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
 
@@ -70,6 +74,7 @@ class Overloaded(ServiceError):
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 _DESCRIPTIONS = {
     400: "The image cannot be decoded, or the body is malformed",
+    404: "Not found",
     413: "The body or the image is too large (bytes, or pixels read from the image header)",
     415: "Unsupported media type",
     422: "Invalid parameters",

@@ -15,10 +15,21 @@ def new_seed() -> int:
     return secrets.randbelow(2**32)
 
 
-def prior(seed: int, n: int, dim: int, temperature: float = 1.0) -> np.ndarray:
-    """z_p ~ N(0, temperature^2 I), (n, dim) float32, the same for the same seed."""
+def noise(seed: int, n: int, dim: int, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(eps (n, dim) float32 ~ N(0, temperature^2 I), u (n,) ~ U(0, 1)), the same for the same seed.
+
+    Every prior draws from these (service/priors.py): the standard prior's z_p is eps itself, a
+    fitted mixture picks its component by u. eps is drawn first, so it is what /sample decoded
+    before bundles carried a fitted prior.
+    """
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, dim), dtype=np.float32) * np.float32(temperature)).astype(np.float32)
+    eps = (rng.standard_normal((n, dim), dtype=np.float32) * np.float32(temperature)).astype(np.float32)
+    return eps, rng.random(n)
+
+
+def prior(seed: int, n: int, dim: int, temperature: float = 1.0) -> np.ndarray:
+    """z_p ~ N(0, temperature^2 I), (n, dim) float32, the same for the same seed: the paper's prior."""
+    return noise(seed, n, dim, temperature)[0]
 
 
 def posterior(mu: np.ndarray, logvar: np.ndarray, seed: int) -> np.ndarray:

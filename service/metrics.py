@@ -17,6 +17,9 @@ UNMATCHED_ROUTE = "<unmatched>"  # one label value for every path no route match
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_TYPICALITY_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+
+
 def _batch_buckets(max_batch: int) -> tuple[float, ...]:
     """Powers of two up to ``max_batch`` (and ``max_batch`` itself): 1, 2, 4, ..., max."""
     edges, edge = [], 1
@@ -72,6 +75,16 @@ class Metrics:
         )
         self.reloads = Counter("vaegan_model_reloads", "Model loads after start-up, by result", ("result",), registry=r)
         self.ready = Gauge("vaegan_ready", "1 when a model is loaded and the service is not shutting down", registry=r)
+        # Inputs: a drift signal (docs/api.md, "Drift"): the typicality of each encoded image's mu under
+        # the fitted prior, the share of held-out training latents that are less likely. Its buckets mean
+        # the same for every model; inputs unlike the training data pile up near 0.
+        self.input_typicality = Histogram(
+            "vaegan_input_typicality",
+            "Share of held-out training latents less likely than the encoded input's mu under the fitted prior",
+            ("model",),
+            buckets=_TYPICALITY_BUCKETS,
+            registry=r,
+        )
         for network in NETWORKS:  # present from the first scrape, before any traffic
             self.queue_depth.labels(network)
             self.batch_size.labels(network)

@@ -14,6 +14,7 @@ from service.classes import LABEL_HEADER
 from service.errors import error_responses
 from service.metrics import Metrics
 from service.middleware import route_label
+from service.priors import PRIOR_HEADER
 from service.runtime import ModelRuntime
 from service.schemas import EditInfo, ImagesOut
 from service.settings import Settings
@@ -51,6 +52,17 @@ def _encode(
     return rendering.png_grid(pixels, options.nrow, options.scale)
 
 
+def observe_density(runtime: ModelRuntime, metrics: Metrics, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(log density, typicality) of posterior means (N, Z) under the fitted prior, each observed in
+    vaegan_input_typicality; None when the bundle has no fitted prior."""
+    density = runtime.priors.log_density(mu)
+    if density is not None:
+        histogram = metrics.input_typicality.labels(runtime.manifest.name)
+        for value in density[1]:
+            histogram.observe(float(value))
+    return density
+
+
 async def image_response(
     request: Request,
     runtime: ModelRuntime,
@@ -63,10 +75,14 @@ async def image_response(
     labels: list[str] | None = None,
     label_method: str | None = None,
     edit: EditInfo | None = None,
+    prior: str | None = None,
+    density: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Response:
     """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json.
 
-    ``label_method`` is also sent as the X-Label-Method header, so a PNG says how a label was honoured.
+    ``label_method`` and ``prior`` are also sent as headers (X-Label-Method, X-Prior), so a PNG says
+    how a label was honoured and where z came from. ``density``: (log density, typicality) of the
+    inputs' latents under the fitted prior (JSON only).
     """
     as_json = rendering.wants_json(request.headers.get("accept"))
     value_range = runtime.manifest.preprocessing.value_range
@@ -83,6 +99,8 @@ async def image_response(
         headers["X-Seed"] = str(seed)
     if label_method is not None:
         headers[LABEL_HEADER] = label_method
+    if prior is not None:
+        headers[PRIOR_HEADER] = prior
     if isinstance(encoded, list):
         body = ImagesOut(
             images=encoded,
@@ -91,6 +109,9 @@ async def image_response(
             labels=labels,
             label_method=label_method,
             edit=edit,
+            prior=prior,
+            log_density=None if density is None else density[0].tolist(),
+            typicality=None if density is None else density[1].tolist(),
             model_version=runtime.version,
         )
         return Response(body.model_dump_json(exclude_none=True), media_type=JSON, headers=headers)

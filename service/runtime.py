@@ -26,6 +26,7 @@ from service.batching import DirectRunner, MicroBatcher, Outputs, RunFn, Runner
 from service.classes import Classes
 from service.imaging import check_preprocessing
 from service.metrics import AUTOENCODER, Metrics
+from service.priors import Priors
 from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings
 from service.settings import Settings
 
@@ -113,6 +114,7 @@ class ModelRuntime:
     ) -> None:
         self.bundle, self.manifest = bundle, bundle.manifest
         self.classes = Classes.of(bundle)
+        self.priors = Priors.of(bundle, self.classes)
         self.networks, self.provider, self.session_options = networks, provider, options
         self.load_seconds = load_seconds
         self.loaded_at = time.time()

@@ -48,8 +48,11 @@ class ImagesOut(BaseModel):
     latents: list[list[float]] | None = None
     seed: int | None = None
     labels: list[str] | None = None  # the class of each image (class-aware routes)
-    label_method: str | None = None  # "conditional" (labels into the decoder) or "class-mean" (Sec. 5)
+    label_method: str | None = None  # "conditional", "class-prior" or "class-mean" (docs/api.md)
     edit: EditInfo | None = None
+    prior: str | None = None  # where z was drawn: "fitted" or "standard" (N(0, I))
+    log_density: list[float] | None = None  # log p(mu(x)) under the fitted prior, per input (docs/api.md)
+    typicality: list[float] | None = None  # the share of held-out training latents with a lower log density
     model_version: str
 
 
@@ -60,6 +63,8 @@ class EncodeOut(BaseModel):
     logvar: list[float]
     z: list[float] | None = None
     seed: int | None = None
+    log_density: float | None = None  # log p(mu) under the fitted prior: the drift signal (docs/api.md)
+    typicality: float | None = None  # the share of held-out training latents with a lower log density
     model_version: str
 
 
@@ -105,4 +110,19 @@ class ModelOut(BaseModel):
     limits: dict[str, int]
     classes: list[str]  # the class names /sample?label= takes (empty: none)
     conditional: bool  # the encoder and decoder take a label (then /reconstruct, /encode need one)
-    label_method: str | None  # how a label is honoured: "conditional", "class-mean" or None
+    label_method: str | None  # how a label is honoured: "conditional", "class-prior", "class-mean" or None
+    prior: dict[str, Any] | None = None  # the fitted prior's summary (manifest.prior), None: N(0, I) only
+    default_prior: str = "standard"  # what /sample draws from without prior=
+
+
+class PriorOut(BaseModel):
+    """The fitted prior (prior.npz, docs/bundle.md): a Gaussian mixture, and one per class when labelled."""
+
+    info: dict[str, Any]  # manifest.prior
+    weights: list[float]  # (M,)
+    locs: list[list[float]]  # (M, Z)
+    scale_tril: list[list[list[float]]]  # (M, Z, Z) lower Cholesky factors of the covariances
+    class_weights: list[list[float]] | None = None  # (K, Mk)
+    class_locs: list[list[list[float]]] | None = None  # (K, Mk, Z)
+    class_scale_tril: list[list[list[list[float]]]] | None = None  # (K, Mk, Z, Z)
+    reference: list[float]  # percentiles 0..100 of log p(mu) over held-out training latents

@@ -57,10 +57,14 @@ def build(
     eval_result: dict[str, Any] | None = None,
     class_names: tuple[str, ...] = (),
     class_means: torch.Tensor | None = None,
+    prior: dict[str, Any] | None = None,
+    finished: bool = False,
 ) -> dict[str, Any]:
     """The checkpoint dict: plain types and tensors only (loads with weights_only=True).
 
-    ``class_names`` of labelled data; ``class_means`` (K, Z), the final checkpoint's per-class mean latents.
+    ``class_names`` of labelled data. The final checkpoint (``finished``: its sampling decoder's
+    batch norm recalibrated) also holds ``class_means`` (K, Z), the per-class mean latents, and the
+    fitted ``prior`` (trainer/prior.py's record); a mid-run one leaves them to vaegan-export.
     """
     epoch, batch = state.position.epoch, state.position.batch
     if batch == steps_per_epoch:  # saved on an epoch's last step: the next epoch starts at 0
@@ -85,6 +89,8 @@ def build(
         "eval": eval_result,
         "class_names": list(class_names),
         "class_means": class_means,
+        "prior": prior,
+        "finished": finished,
     }
 
 

@@ -57,6 +57,11 @@ positive_float = _number(float, lambda v: v > 0, "a positive number")
 non_negative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 
 
+def _prior_components(text: str) -> int | None:
+    """--prior-components: "auto" (None) or an integer >= 0."""
+    return None if text == "auto" else int(non_negative_int(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The flags of vaegan-train (DESIGN.md, Commands); a flag not given is absent (TrainConfig's default)."""
     p = _Parser(
@@ -100,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="after training, average the decoder's BN statistics exactly over N batches of prior latents, so eval "
         f"mode and the export sample like batch statistics ({DEFAULTS['recalibrate_bn']}; 0: the running ones)",
     )
+    p.add_argument(
+        "--prior-components",
+        type=_prior_components,
+        metavar="auto|N",
+        help="the latent prior fitted after training (a Gaussian mixture over mu(x), what /sample draws from): "
+        "auto (default) chooses its size by held-out likelihood, N fixes it, 0 fits none (N(0, I) only)",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"({DEFAULTS['device']})")
     p.add_argument(
         "--amp", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, recent GPUs), else fp16 on CUDA"
@@ -107,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, help=f"({DEFAULTS['seed']})")
     p.add_argument("--resume", type=Path, help="continue exactly from this checkpoint.pt")
     p.add_argument("--checkpoint-every", type=positive_int, help=f"steps ({DEFAULTS['checkpoint_every']})")
+    p.add_argument(
+        "--snapshot-every",
+        type=positive_int,
+        metavar="N",
+        help="also keep the checkpoint of every N-th step as snapshots/stepNNNNNN.pt (vaegan-export and "
+        "bench.quality --curve read them)",
+    )
     p.add_argument("--log-every", type=positive_int, help=f"steps between metrics lines ({DEFAULTS['log_every']})")
     p.add_argument("--data-dir", type=Path, help=f"downloads go here ({DEFAULTS['data_dir']})")
     p.add_argument("--num-workers", type=non_negative_int, help="DataLoader workers (default: 4 on CUDA, 0 on CPU)")

@@ -38,12 +38,14 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps (each updates Enc, Dec and Dis once)
     batch_size: int = 64  # per step, over all processes (the paper's 64)
     lr: float = 3e-4  # RMSProp learning rate of Enc and Dec (Sec. 4)
+    prior_components: int | None = None  # the fitted prior's mixtures: None chosen by held-out likelihood, 0 none
     recalibrate_bn: int = 50  # batches of prior latents for the decoder's final BN statistics (0: off)
     device: str = "auto"  # auto picks CUDA when present
     amp: bool = False  # bf16 autocast (CPU, or CUDA where supported), else fp16 with a GradScaler on CUDA
     seed: int = 0  # model init, the data order of every epoch and every z drawn
     resume: Path | None = None  # a checkpoint.pt to continue from, exactly
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
+    snapshot_every: int = 0  # steps between kept copies, snapshots/stepNNNNNN.pt, for the steps curve (0: none)
     log_every: int = 50  # steps between metrics.jsonl lines
     data_dir: Path = Path("data")  # where mnist / fashion-mnist IDX files are downloaded
     num_workers: int | None = None  # DataLoader workers (None: 4 on CUDA, 0 on CPU; decoding: all cores)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -114,25 +115,17 @@ def recalibrated_copy(
 
 
 @torch.no_grad()
-def class_means(model: VAEGAN, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(K, Z): the mean posterior mean mu(x) of the images of each class, in eval mode (Larsen et al. 2016, Sec. 5).
+def posterior_means(model: VAEGAN, images: torch.Tensor, labels: torch.Tensor | None) -> np.ndarray:
+    """mu(x) (N, Z) float32 of uint8 ``images`` in eval mode (with their labels when the model is conditional).
 
-    The paper's attribute vector for a class is this mean minus the mean of the others; the
-    service takes differences of these rows. K is max label + 1; a class with no image gets zeros.
+    What the run's class means (Larsen et al. 2016, Sec. 5) and its fitted prior are computed from.
     """
     device, config = next(model.parameters()).device, model.config
-    k = int(labels.max()) + 1
-    sums = torch.zeros((k, config.latent_dim), dtype=torch.float64)
-    counts = torch.zeros(k, dtype=torch.float64)
-    start = 0
     with evaluating(model):
-        for x, y in onehot_batches(images, labels, config.num_classes, device):
-            mu, _ = model.encoder(x, y)
-            batch_labels = labels[start : start + len(x)]
-            sums.index_add_(0, batch_labels, mu.double().cpu())
-            counts.index_add_(0, batch_labels, torch.ones(len(x), dtype=torch.float64))
-            start += len(x)
-    return (sums / counts.clamp(min=1)[:, None]).float()
+        mus = [
+            model.encoder(x, y)[0].float().cpu() for x, y in onehot_batches(images, labels, config.num_classes, device)
+        ]
+    return torch.cat(mus).numpy()
 
 
 def final_evaluation(

@@ -23,9 +23,11 @@ from model_core.export import PARITY_BATCHES, ExportError, export_bundle
 from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
 from trainer.checkpoint import NETWORKS
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, UsageError
+from trainer.datasets import load_dataset
 from trainer.evaluation import recalibrated_copy
-from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist, to_model_range
+from trainer.mnist import HELDOUT_SLICE, DataError, load_embedded_mnist, to_model_range
+from trainer.prior import prior_of, run_latents
 from trainer.recipes import RECIPE_OPTIONS
 
 log = logging.getLogger(__name__)
@@ -87,13 +89,16 @@ def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str,
             model.decoder.load_state_dict(ckpt["decoder_ema"]["state"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: checkpoint does not match its model_config ({exc})") from None
-    if not use_ema and ckpt.get("decoder_ema"):
-        # The run recalibrated only the decoder it sampled with (the EMA): the last weights get the same.
+    # A finished run recalibrated the batch norm of the decoder it sampled with; a mid-run checkpoint
+    # (a snapshot) none, and the last weights of a run with an EMA were never recalibrated either.
+    finished = ckpt.get("finished", ckpt.get("eval") is not None)  # older checkpoints: "eval" marks the end
+    if not finished or (not use_ema and ckpt.get("decoder_ema")):
         train = ckpt.get("train_config") or {}
         batches, batch_size, seed = (
             int(train.get(k, getattr(TrainConfig, k))) for k in ("recalibrate_bn", "batch_size", "seed")
         )
         model.decoder = recalibrated_copy(model.decoder, model.config, batches, batch_size, seed, torch.device("cpu"))
+    if not use_ema:
         ckpt = {**ckpt, "decoder_ema": None}
     return model.eval(), ckpt
 
@@ -104,7 +109,10 @@ def export_checkpoint(
     """Export a trainer checkpoint (trainer/checkpoint.py's format) as a bundle; return its folder."""
     model, ckpt = load_checkpoint(checkpoint_path, use_ema)
     evaluation = ckpt.get("eval") or {}
-    means = ckpt.get("class_means")
+    names, means, record = tuple(ckpt.get("class_names") or ()), ckpt.get("class_means"), ckpt.get("prior")
+    if not ckpt.get("finished"):  # a snapshot, or a checkpoint from before runs fitted a prior
+        names, means, record = latents_of(model, ckpt)
+    prior, info = prior_of(record)
     return export_bundle(
         model,
         models_dir,
@@ -116,17 +124,44 @@ def export_checkpoint(
         metrics={k: float(v) for k, v in evaluation.items() if isinstance(v, int | float)},
         version=version,
         heldout=heldout_images(model.config),
-        class_names=tuple(ckpt.get("class_names") or ()),
+        class_names=names,
         class_means=None if means is None else means.numpy(),
+        prior=prior,
+        prior_info=info,
     )
 
 
+def latents_of(
+    model: VAEGAN, ckpt: dict[str, Any]
+) -> tuple[tuple[str, ...], torch.Tensor | None, dict[str, Any] | None]:
+    """Class names, class means and prior of a checkpoint that lacks them, from its own training split
+    (its dataset reloaded)."""
+    train = ckpt.get("train_config") or {}
+    cfg = model.config
+    try:
+        data = load_dataset(str(ckpt["dataset"]), cfg.channels, cfg.image_size, Path(train.get("data_dir", "data")))
+    except (KeyError, UsageError, DataError, OSError) as exc:
+        raise ExportError(f"the checkpoint has no fitted prior and its training data cannot be read ({exc})") from None
+    log.info("fitting the latent prior to %d training images of %s", len(data.train), ckpt["dataset"])
+    seed, components = int(train.get("seed", 0)), train.get("prior_components")
+    return (tuple(data.class_names), *run_latents(model, data.train, data.train_labels, seed, components))
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="vaegan-export", description="Export a checkpoint as a verified ONNX bundle.")
-    p.add_argument("checkpoint", type=Path, help="runs/NAME/checkpoint.pt written by vaegan-train")
+    p = argparse.ArgumentParser(
+        prog="vaegan-export",
+        description="Export a checkpoint as a verified ONNX bundle, or publish a bundle again with a fitted prior.",
+    )
+    p.add_argument(
+        "checkpoint",
+        type=Path,
+        help="runs/NAME/checkpoint.pt (or a snapshot) written by vaegan-train; or a bundle folder without a "
+        "fitted prior, published again with one",
+    )
     p.add_argument("--models-dir", type=Path, required=True, help="bundles go to DIR/NAME/VERSION")
     p.add_argument("--name", required=True, help="model name (letters, digits, '.', '_', '-')")
     p.add_argument("--version", default=None, help="default: UTC time + short content hash (sortable)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="a bundle's mnist / fashion-mnist files")
     return p.parse_args(argv)
 
 
@@ -134,7 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        path = export_checkpoint(args.checkpoint, args.models_dir, args.name, args.version)
+        if args.checkpoint.is_dir():
+            from trainer.bundle_prior import add_prior
+
+            path = add_prior(args.checkpoint, args.models_dir, args.name, args.version, args.data_dir)
+        else:
+            path = export_checkpoint(args.checkpoint, args.models_dir, args.name, args.version)
     except (ExportError, bundle.BundleError) as exc:
         sys.stderr.write(f"vaegan-export: error: {' '.join(str(exc).split())}\n")  # one line
         return 2

@@ -33,12 +33,14 @@ from trainer.datasets import (
     onehot,
     to_model_input,
 )
-from trainer.evaluation import class_means, evaluating, final_evaluation, sampling_decoder
+from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
+from trainer.prior import run_latents
 from trainer.progress import LossMeter, MetricsFile, Progress
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOTS = "snapshots"  # snapshots/stepNNNNNN.pt: mid-run checkpoints kept for the steps curve
 
 
 @dataclass
@@ -59,15 +61,19 @@ class Run:
     def ckpt_path(self) -> Path:
         return self.cfg.out / CHECKPOINT_NAME
 
-    def save(self, eval_result: dict[str, Any] | None = None, class_means: torch.Tensor | None = None) -> None:
-        """Rank 0 writes the checkpoint of the current position (atomically)."""
+    def save(self, path: Path | None = None, **final: Any) -> None:
+        """Rank 0 writes the checkpoint of the current position (atomically) to ``path`` (default checkpoint.pt).
+
+        ``final``: the finished run's eval_result, class_means and prior (trainer.checkpoint.build).
+        """
         if self.processes.is_main:
             ckpt = checkpoint.build(
-                *(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing, eval_result),
+                *(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing),
                 class_names=self.data.class_names,
-                class_means=class_means,
+                finished=bool(final),
+                **final,
             )
-            checkpoint.save_atomic(ckpt, self.ckpt_path)
+            checkpoint.save_atomic(ckpt, path or self.ckpt_path)
 
     def labels(self, which: str, n: int | None = None) -> torch.Tensor | None:
         """The first ``n`` (None: all) "train" or "heldout" labels as a tensor, None for unlabelled data."""
@@ -106,8 +112,9 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     if processes.is_main:
         heldout, labels = torch.from_numpy(run.data.heldout[: cfg.eval_images]), run.labels("heldout", cfg.eval_images)
         result = final_evaluation(model, decoder, heldout, labels, run.state.position.step, cfg.out)
-        labels = run.labels("train")  # labelled data: the per-class mean latents go into the bundle
-        run.save(result, None if labels is None else class_means(model, torch.from_numpy(run.data.train), labels))
+        # The latents of the training split: per-class means (labelled data) and the fitted prior.
+        means, prior = run_latents(model, run.data.train, run.data.train_labels, cfg.seed, cfg.prior_components)
+        run.save(eval_result=result, class_means=means, prior=prior)
         logger.info("wrote %s", run.ckpt_path)
         if cfg.export_to is not None:
             export(cfg, run.ckpt_path)
@@ -186,6 +193,9 @@ def train_epochs(run: Run) -> None:
                 break
             if position.step % cfg.checkpoint_every == 0:
                 run.save()
+            if cfg.snapshot_every and position.step % cfg.snapshot_every == 0 and processes.is_main:
+                (cfg.out / SNAPSHOTS).mkdir(exist_ok=True)
+                run.save(path=cfg.out / SNAPSHOTS / f"step{position.step:06d}.pt")
         if position.batch == run.steps_per_epoch:
             position.epoch, position.batch = position.epoch + 1, 0
             tag = f"epoch{position.epoch:03d}"

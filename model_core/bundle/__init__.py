@@ -2,6 +2,7 @@
 
     models/<name>/<version>/{encoder.onnx, decoder.onnx, discriminator_features.onnx, manifest.json}
                              [class_means.npy: labelled training data only]
+                             [prior.npz: the fitted latent prior]
     models/<name>/LATEST     (text: the version served by default)
 
 A bundle is written into a temporary folder beside its target, fsynced, renamed into place, and
@@ -13,22 +14,26 @@ torch: the service image has none.
     store.py    names, checksums, atomic publishing, LATEST resolution, manifest reading
     loading.py  a bundle's manifest, checksums and ONNX signatures checked together
     classes.py  class_means.npy, the per-class mean latents, written and read
+    prior.py    prior.npz, the fitted latent prior (a Gaussian mixture): written, read, sampled, scored
 """
 
 from model_core.bundle.classes import class_means_bytes, read_class_means
 from model_core.bundle.loading import check_manifest, check_signature, load_bundle, verify
+from model_core.bundle.prior import LatentPrior, Mixture, prior_bytes, read_prior
 from model_core.bundle.schema import (
     CLASS_MEANS,
     FORMAT_VERSION,
     LATEST,
     MANIFEST,
     NETWORK_FILES,
+    PRIOR,
     Bundle,
     BundleError,
     ImageSpec,
     Manifest,
     OrtSessionOptions,
     Preprocessing,
+    PriorInfo,
     Signature,
     TensorSpec,
     Training,
@@ -54,12 +59,16 @@ __all__ = [
     "LATEST",
     "MANIFEST",
     "NETWORK_FILES",
+    "PRIOR",
     "Bundle",
     "BundleError",
     "ImageSpec",
+    "LatentPrior",
     "Manifest",
+    "Mixture",
     "OrtSessionOptions",
     "Preprocessing",
+    "PriorInfo",
     "Signature",
     "TensorSpec",
     "Training",
@@ -72,8 +81,10 @@ __all__ = [
     "list_versions",
     "load_bundle",
     "network_signatures",
+    "prior_bytes",
     "read_class_means",
     "read_manifest",
+    "read_prior",
     "resolve",
     "set_latest",
     "sha256_file",

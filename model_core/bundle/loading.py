@@ -10,6 +10,7 @@ from model_core.bundle.schema import (
     CLASS_MEANS,
     MANIFEST,
     NETWORK_FILES,
+    PRIOR,
     Bundle,
     BundleError,
     Manifest,
@@ -72,7 +73,7 @@ def check_manifest(manifest: Manifest) -> None:
 
 
 def check_classes(manifest: Manifest) -> None:
-    """num_classes, class_names and class_means agree: names for every label, unique, means listed."""
+    """num_classes, class_names, class_means and the prior agree: names for every label, unique, files listed."""
     label = f"bundle {manifest.name}/{manifest.version}"
     names = manifest.class_names
     if manifest.num_classes and len(names) != manifest.num_classes:
@@ -84,6 +85,11 @@ def check_classes(manifest: Manifest) -> None:
             raise BundleError(f"{label}: class_means must be {CLASS_MEANS!r} and come with class_names")
         if CLASS_MEANS not in manifest.files:
             raise BundleError(f"{label}: {CLASS_MEANS} is not listed in {MANIFEST} files")
+    if manifest.prior is not None:
+        if PRIOR not in manifest.files:
+            raise BundleError(f"{label}: {PRIOR} is not listed in {MANIFEST} files")
+        if manifest.prior.class_components and not names:
+            raise BundleError(f"{label}: prior.class_components needs class_names")
 
 
 def load_bundle(path: Path, check_graphs: bool = True) -> Bundle:

@@ -12,6 +12,7 @@ MANIFEST = "manifest.json"
 LATEST = "LATEST"
 NETWORK_FILES = ("encoder.onnx", "decoder.onnx", "discriminator_features.onnx")
 CLASS_MEANS = "class_means.npy"  # per-class mean posterior latents (K, Z) float32: Sec. 5's attribute vectors
+PRIOR = "prior.npz"  # the fitted latent prior: a Gaussian mixture over mu(x) (model_core/bundle/prior.py)
 MAX_CLASSES = 1000
 ClassName = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -93,6 +94,22 @@ class OrtSessionOptions(BaseModel):
         return options
 
 
+class PriorInfo(_Frozen):
+    """manifest.prior: what prior.npz holds and how it was chosen (docs/bundle.md)."""
+
+    file: Literal["prior.npz"] = "prior.npz"
+    kind: Literal["gaussian-mixture"] = "gaussian-mixture"
+    covariance: Literal["full"] = "full"
+    fitted_to: str = "posterior means mu(x) of the training split"
+    components: int = Field(gt=0, le=1000)
+    class_components: int = Field(default=0, ge=0, le=1000)  # 0: no per-class mixtures
+    selection: str  # the rule that chose the number of components
+    candidates: tuple[int, ...] = ()
+    fit_size: int = Field(ge=0)  # latents the mixture was fitted to
+    heldout_size: int = Field(ge=0)  # latents the selection and the reference were scored on
+    heldout_log_likelihood: float | None = None  # mean log p(mu) of those held-out latents
+
+
 class TensorSpec(_Frozen):
     name: str
     shape: tuple[int | None, ...]  # None: a dynamic axis (the batch)
@@ -128,6 +145,7 @@ class Manifest(_Frozen):
     num_classes: int = Field(default=0, ge=0, le=MAX_CLASSES)
     class_names: tuple[ClassName, ...] = Field(default=(), max_length=MAX_CLASSES)
     class_means: str | None = None  # CLASS_MEANS when the bundle holds the per-class mean latents
+    prior: PriorInfo | None = None  # the fitted latent prior in PRIOR (optional: older bundles sample N(0, I))
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True) + "\n"

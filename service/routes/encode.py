@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 
 from service import latents
 from service.classes import Label
-from service.dependencies import RuntimeDep, SettingsDep
+from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.errors import error_responses
-from service.responses import image_input
+from service.responses import image_input, observe_density
 from service.schemas import EncodeOut
 from service.uploads import image_rows
 
@@ -28,15 +28,20 @@ async def encode(
     request: Request,
     runtime: RuntimeDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     sample: Annotated[bool, Query(description="also draw z ~ q(z|x)")] = False,
     seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
     label: Label = None,
 ) -> EncodeOut:
-    """mu and logvar of the image (and z with its seed when sample=true); a conditional model needs its ``label``."""
+    """mu and logvar of the image (and z with its seed when sample=true), with mu's log density and typicality
+    under the fitted prior when the bundle has one; a conditional model needs its ``label``."""
     y = runtime.classes.network_labels(label, 1)
     x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))
     mu, logvar = await runtime.encode(x, y)  # (1, Z) each
+    density = observe_density(runtime, metrics, mu)
     out = EncodeOut(mu=mu[0].tolist(), logvar=logvar[0].tolist(), model_version=runtime.version)
+    if density is not None:
+        out.log_density, out.typicality = float(density[0][0]), float(density[1][0])
     if sample:
         out.seed = latents.new_seed() if seed is None else seed
         out.z = latents.posterior(mu, logvar, out.seed)[0].tolist()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.dependencies import RuntimeDep, SettingsDep
-from service.errors import error_responses
-from service.schemas import ModelOut
+from service.errors import NotFound, error_responses
+from service.schemas import ModelOut, PriorOut
 
 router = APIRouter(tags=["model"])
 
@@ -35,5 +35,18 @@ async def model(runtime: RuntimeDep, settings: SettingsDep) -> ModelOut:
         },
         classes=list(runtime.classes.names) if runtime.classes.method else [],
         conditional=runtime.classes.conditional,
-        label_method=runtime.classes.method,
+        label_method=runtime.priors.label_method,
+        prior=None if runtime.manifest.prior is None else runtime.manifest.prior.model_dump(mode="json"),
+        default_prior=runtime.priors.default,
     )
+
+
+@router.get("/model/prior", response_model=PriorOut, responses=error_responses(404, 503))
+async def model_prior(runtime: RuntimeDep) -> PriorOut:
+    """The fitted prior's parameters, so a client of the raw ONNX files (or of a Triton export) can draw
+    the same z: pick component m with probability weights[m], then z = locs[m] + scale_tril[m] @ eps."""
+    fitted = runtime.priors.fitted
+    if fitted is None:
+        raise NotFound("this bundle carries no fitted prior: /sample draws from N(0, I)")
+    arrays = {k: v.tolist() for k, v in fitted.arrays().items()}
+    return PriorOut(info=runtime.manifest.prior.model_dump(mode="json") if runtime.manifest.prior else {}, **arrays)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from service import latents
 from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
-from service.responses import OutputOptions, image_input, image_response, output_options, responses
+from service.responses import OutputOptions, image_input, image_response, observe_density, output_options, responses
 from service.uploads import image_rows
 
 router = APIRouter(tags=["autoencode"])
@@ -31,15 +31,17 @@ async def reconstruct(
     seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
     label: Label = None,
 ) -> Response:
-    """The image through the encoder and decoder, as PNG (or JSON with the latent); a conditional
-    model needs the image's ``label``."""
+    """The image through the encoder and decoder, as PNG (or JSON with the latent, and mu's log density
+    under the fitted prior); a conditional model needs the image's ``label``."""
     y = runtime.classes.network_labels(label, 1)  # (1, K) or None
     x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))  # (1, C, H, W)
     if not sample:
         z, _, images = await runtime.reconstruct(x, y)  # z: mu (1, Z)
-        return await image_response(request, runtime, metrics, images, options, latents=z)
+        density = observe_density(runtime, metrics, z)
+        return await image_response(request, runtime, metrics, images, options, latents=z, density=density)
     mu, logvar = await runtime.encode(x, y)
+    density = observe_density(runtime, metrics, mu)
     seed = latents.new_seed() if seed is None else seed
     z = latents.posterior(mu, logvar, seed)
     images = await runtime.decode(z, y)
-    return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed)
+    return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed, density=density)

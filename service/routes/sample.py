@@ -1,7 +1,8 @@
-"""Images from the prior: Dec(z_p), z_p ~ N(0, temperature^2 I), repeatable by seed; by class too.
+"""Images from a prior: Dec(z), z from the bundle's fitted prior or the paper's N(0, I), repeatable by seed.
 
-A class is honoured as the bundle allows (service/classes.py): a conditional decoder gets its
-label; an unconditional bundle with class means shifts z_p to the class's mean latent.
+service/priors.py draws z: ``prior=fitted`` (the default when the bundle has one) or ``standard``,
+by class too as the bundle allows: a conditional decoder gets its label; an unconditional bundle
+draws from the class's own mixture, or shifts z_p to the class's mean latent.
 """
 
 # No ``from __future__ import annotations``: n's annotation reads the factory's ``settings``, which
@@ -13,9 +14,10 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
-from service.classes import Classes, Label
+from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
+from service.priors import Draw, PriorQuery
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
 from service.runtime import ModelRuntime
 from service.settings import Settings
@@ -27,15 +29,10 @@ Seed = Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT, description="dra
 Temperature = Annotated[float, Query(gt=0, le=10, allow_inf_nan=False, description="prior std")]
 
 
-async def class_samples(
-    runtime: ModelRuntime, classes: Classes, indices: np.ndarray, z: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decode prior latents z (N, Z) as the classes ``indices`` (N,); returns (images, the latents decoded)."""
-    if classes.require_method() == "conditional":
-        return await runtime.decode(z, classes.onehot(indices)), z
-    assert classes.means is not None
-    shifted = (classes.means[indices] + z).astype(np.float32)  # z_p around the class's mean latent
-    return await runtime.decode(shifted), shifted
+async def decode_draw(runtime: ModelRuntime, draw: Draw, indices: np.ndarray | None) -> np.ndarray:
+    """Decode the drawn latents, with one-hot labels of ``indices`` when the decoder is conditional."""
+    labels = runtime.classes.onehot(indices) if indices is not None and runtime.classes.conditional else None
+    return await runtime.decode(draw.z, labels)
 
 
 def build_router(settings: Settings) -> APIRouter:
@@ -54,29 +51,33 @@ def build_router(settings: Settings) -> APIRouter:
         seed: Seed = None,
         temperature: Temperature = 1.0,
         label: Label = None,
+        prior: PriorQuery = None,
     ) -> Response:
         """n samples as a PNG grid (or JSON), of one class when ``label`` is given; the seed used is
-        echoed (X-Seed header, JSON field), and how the label was honoured (X-Label-Method)."""
+        echoed (X-Seed header, JSON field), the prior drawn from (X-Prior) and how the label was
+        honoured (X-Label-Method)."""
         if n > settings.max_samples:  # only the default can get here: FastAPI does not validate defaults
             raise InvalidParameter(f"n is {n}; the limit is {settings.max_samples} (VAEGAN_MAX_SAMPLES)")
-        classes = runtime.classes
-        method = classes.require_method() if label is not None else None
+        classes, priors = runtime.classes, runtime.priors
+        chosen = priors.choose(prior)
+        if label is not None:
+            classes.require_method()
         check_output(runtime, settings, n, options)
         seed = latents.new_seed() if seed is None else seed
-        z = latents.prior(seed, n, runtime.manifest.latent_dim, temperature)  # (n, Z)
-        if label is None and not classes.conditional:
-            images = await runtime.decode(z)
-            return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed)
-        if label is None:  # a conditional decoder always needs labels: uniform ones, from the same seed
+        eps, u = latents.noise(seed, n, runtime.manifest.latent_dim, temperature)  # (n, Z), (n,)
+        if label is not None:
+            indices: np.ndarray | None = np.full(n, classes.index(label))
+        elif classes.conditional:  # a conditional decoder always needs labels: uniform ones, from the same seed
             indices = np.random.default_rng([seed, 1]).integers(len(classes.names), size=n)
-            method = "conditional"
         else:
-            indices = np.full(n, classes.index(label))
-        images, z = await class_samples(runtime, classes, indices, z)
-        names = [classes.names[i] for i in indices]
+            indices = None
+        draw = priors.draw(chosen, eps, u, indices)
+        images = await decode_draw(runtime, draw, indices)
+        names = None if indices is None else [classes.names[i] for i in indices]
         return await image_response(
-            request, runtime, metrics, images, options, latents=z, seed=seed, labels=names, label_method=method
-        )
+            request, runtime, metrics, images, options, latents=draw.z, seed=seed, labels=names,
+            label_method=draw.label_method, prior=draw.prior,
+        )  # fmt: skip
 
     return router
 
@@ -96,10 +97,12 @@ def build_grid_router(settings: Settings) -> APIRouter:
         seed: Seed = None,
         temperature: Temperature = 1.0,
         scale: Annotated[int, Query(ge=1, le=8, description="integer enlargement, nearest neighbour")] = 1,
+        prior: PriorQuery = None,
     ) -> Response:
-        """One row per class, the same z down each column (vae-gan-tf's result picture); JSON names each row."""
-        classes = runtime.classes
-        method = classes.require_method("/sample/grid")
+        """One row per class, the same noise down each column (vae-gan-tf's result picture); JSON names each row."""
+        classes, priors = runtime.classes, runtime.priors
+        classes.require_method("/sample/grid")
+        chosen = priors.choose(prior)
         n = len(classes.names) * per_class
         if n > settings.max_samples:
             raise InvalidParameter(
@@ -109,12 +112,15 @@ def build_grid_router(settings: Settings) -> APIRouter:
         options = OutputOptions(per_class, scale)
         check_output(runtime, settings, n, options)
         seed = latents.new_seed() if seed is None else seed
-        columns = latents.prior(seed, per_class, runtime.manifest.latent_dim, temperature)  # (per_class, Z)
-        indices = np.repeat(np.arange(len(classes.names)), per_class)  # row k: class k
-        images, z = await class_samples(runtime, classes, indices, np.tile(columns, (len(classes.names), 1)))
+        eps, u = latents.noise(seed, per_class, runtime.manifest.latent_dim, temperature)  # one column each
+        rows = len(classes.names)
+        indices = np.repeat(np.arange(rows), per_class)  # row k: class k
+        draw = priors.draw(chosen, np.tile(eps, (rows, 1)), np.tile(u, rows), indices)
+        images = await decode_draw(runtime, draw, indices)
         names = [classes.names[i] for i in indices]
         return await image_response(
-            request, runtime, metrics, images, options, latents=z, seed=seed, labels=names, label_method=method
-        )
+            request, runtime, metrics, images, options, latents=draw.z, seed=seed, labels=names,
+            label_method=draw.label_method, prior=draw.prior,
+        )  # fmt: skip
 
     return router

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# The smallest run that exercises everything: mnist32, batch 4, a few steps, 8 held-out images.
+# The smallest run that exercises everything: mnist32, batch 4, a few steps, 8 held-out images, a prior of 2.
 TINY = [
     "--preset",
     "mnist32",
@@ -22,6 +22,8 @@ TINY = [
     "8",
     "--seed",
     "3",
+    "--prior-components",  # a fixed size: choosing among CANDIDATES takes ~10 s a run
+    "2",
 ]
 
 
