@@ -8,13 +8,18 @@ ONNX files in onnxruntime, so the numbers are those of what users get.
     python -m bench.quality               # final figures: train on 0-7999, score on 8000-9999 only
     python -m bench.quality --ablation    # the ablation table: train on 0-6999, score on 7000-7999
     python -m bench.quality --checkpoint runs/X/checkpoint.pt [--publish pretrained]   # score one run
+    python -m bench.quality --bundle pretrained/mnist32-vaegan/VERSION   # score a published bundle as it is
+    python -m bench.quality --curve runs/A runs/B   # the steps curve: every snapshot of the runs
     python -m bench.quality --conditional # the class-conditional model, same budget, seeds 0 and 1
     python -m bench.quality --quick       # a reduced budget, same keys, within 90 s
 
 The judge is a small CNN trained on digits 0-7999 (bench/quality_metrics.py, cached under
-bench/results/). Bundles with classes are also scored through the service's /sample?label= and
-/edit (bench/quality_classes.py). The last line printed is one JSON object;
-bench/results/quality*.json holds it.
+bench/results/). Sample keys are measured under the paper's N(0, I) (no suffix) and, for bundles
+with one, the fitted prior (suffix ``_fitted``); nn_ratio is the samples' median distance to the
+nearest training digit over that of held-out digits (1: as new as real digits; far below: copies).
+Bundles with classes are also scored through the service's /sample?label= and /edit
+(bench/quality_classes.py). The last line printed is one JSON object; bench/results/quality*.json
+holds it.
 """
 
 from __future__ import annotations
@@ -37,11 +42,20 @@ import torch
 from PIL import Image
 
 from bench.quality_classes import class_scores
+from bench.quality_curve import curve, plot
 from bench.quality_metrics import DigitClassifier, classify, frechet_distance, load_or_train_classifier, score
-from trainer.datasets import load_dataset
-from trainer.evaluation import class_means
-from trainer.export import export_checkpoint, load_checkpoint
-from trainer.mnist import HELDOUT_SLICE, TRAIN_SLICE, TUNE_HELDOUT_SLICE, load_embedded_mnist, to_model_range
+from model_core.bundle import load_bundle
+from service.classes import Classes
+from service.priors import Priors
+from trainer.export import export_checkpoint
+from trainer.mnist import (
+    HELDOUT_SLICE,
+    TRAIN_SLICE,
+    TUNE_HELDOUT_SLICE,
+    TUNE_TRAIN_SLICE,
+    load_embedded_mnist,
+    to_model_range,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -85,6 +99,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conditional", action="store_true", help="the class-conditional VAE-GAN (--conditional)")
     p.add_argument("--rows", nargs="+", choices=list(ABLATION), help="--ablation: only these rows")
     p.add_argument("--checkpoint", type=Path, help="score this trained checkpoint (no training)")
+    p.add_argument("--bundle", type=Path, help="score this bundle folder (models/NAME/VERSION) as it is")
+    p.add_argument("--curve", type=Path, nargs="+", help="score every snapshot of these run folders (the steps curve)")
+    p.add_argument("--at", type=int, nargs="+", help="--curve: only the snapshots of these steps (and the final)")
     p.add_argument("--no-ema", dest="ema", action="store_false", help="--checkpoint: score the last decoder weights")
     p.add_argument("--tune", action="store_true", help="--checkpoint: score on the tuning split (7000-7999)")
     p.add_argument("--steps", type=int, default=1500, help="optimizer steps of every run")
@@ -97,7 +114,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, help="keep runs and bundles here (default: a temporary folder)")
     p.add_argument("--publish", type=Path, help="export the scored VAE-GAN (first seed) here as mnist32-vaegan")
     a = p.parse_args(argv)
-    suffix = "_ablation" if a.ablation else "_checkpoint" if a.checkpoint else "_conditional" if a.conditional else ""
+    suffix = (
+        "_ablation" if a.ablation else "_curve" if a.curve else "_checkpoint" if a.checkpoint or a.bundle
+        else "_conditional" if a.conditional else ""
+    )  # fmt: skip
     if a.quick:
         a.steps, a.batch_size, a.seeds, a.samples, a.img_dir = 15, 32, a.seeds[:1], 500, None
         suffix += "_quick"
@@ -143,16 +163,29 @@ def grid(images: np.ndarray, cols: int, path: Path) -> None:
     Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.NEAREST).save(path)
 
 
+def nearest_distances(samples: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Euclidean pixel distance (model range) from each sample (N, 1, H, W) to its nearest training image."""
+    a, b = samples.reshape(len(samples), -1).astype(np.float64), train.reshape(len(train), -1).astype(np.float64)
+    b_sq = (b**2).sum(1)
+    nearest = [
+        np.sqrt(np.maximum((a[i : i + 250] ** 2).sum(1)[:, None] - 2 * a[i : i + 250] @ b.T + b_sq[None], 0).min(1))
+        for i in range(0, len(a), 250)
+    ]
+    return np.concatenate(nearest)
+
+
 class Scorer:
     """The judge, the held-out digits of the split and the fixed prior latents every bundle decodes."""
 
-    def __init__(self, heldout: slice, samples: int) -> None:
+    def __init__(self, heldout: slice, samples: int, train: slice = TRAIN_SLICE) -> None:
         images, labels = load_embedded_mnist()
         x = to_model_range(images)
         self.clf: DigitClassifier = load_or_train_classifier(
             RESULTS / "classifier.pt", x[TRAIN_SLICE], labels[TRAIN_SLICE]
         )
         self.real, self.labels = x[heldout], labels[heldout]
+        self.train = x[train]  # the run's training digits: how far samples are from copies of them
+        self.heldout_nearest = float(np.median(nearest_distances(self.real[:samples], self.train)))
         feats, probs = classify(self.clf, self.real)
         half = len(self.real) // 2
         self.judge = {
@@ -162,21 +195,50 @@ class Scorer:
         self.samples = samples
         count = max(samples, len(self.real))  # FD-cls compares as many samples as held-out digits
         self.z = np.random.default_rng(1234).standard_normal((count, 32)).astype(np.float32)
+        self.u = np.random.default_rng(5678).random(count)  # the fitted prior's component draws
         self.z_labels = np.random.default_rng(4321).integers(10, size=count)  # uniform, for conditional bundles
+        self.judge["heldout_nearest_training_distance"] = self.heldout_nearest
 
-    def __call__(self, bundle: Path, img_prefix: Path | None = None) -> dict[str, Any]:
+    def samples_scores(self, samples: np.ndarray, recon: np.ndarray, suffix: str = "") -> dict[str, Any]:
+        """FD-cls, confidence, class shares and the nearest-neighbour ratio of decoded prior samples."""
+        result = score(self.clf, self.real, self.labels, recon, samples[: self.samples], samples[: len(self.real)])
+        result["fd_over_floor"] = result["fd_cls"] / self.judge["fd_floor_real_vs_real"]
+        # Median distance to the nearest training digit, over that of held-out digits: 1 is as new as
+        # real digits are; well below 1, copies of the training set.
+        nearest = float(np.median(nearest_distances(samples[: self.samples], self.train)))
+        result["nn_ratio"] = nearest / self.heldout_nearest
+        if suffix:
+            result = {f"{k}{suffix}": v for k, v in result.items() if k not in ("recon_label_kept", "pixel_mse")}
+        return result
+
+    def __call__(self, bundle: Path, img_prefix: Path | None = None, classes: bool = True) -> dict[str, Any]:
+        """Every key under the paper's N(0, I) (no suffix) and, when the bundle has one, the fitted prior (_fitted)."""
         onnx = OnnxModel(bundle)
         labels = (self.labels, self.z_labels) if onnx.classes else (None, None)
         recon, samples = onnx.reconstruct(self.real, labels[0]), onnx.decode(self.z, labels[1])
-        result = score(self.clf, self.real, self.labels, recon, samples[: self.samples], samples[: len(self.real)])
-        result["fd_over_floor"] = result["fd_cls"] / self.judge["fd_floor_real_vs_real"]
+        result = self.samples_scores(samples, recon)
+        fitted = fitted_draw(bundle, self.z, self.u, labels[1])
+        if fitted is not None:
+            fitted_samples = onnx.decode(fitted, labels[1])
+            result.update(self.samples_scores(fitted_samples, recon, "_fitted"))
         per_class = LABEL_SAMPLES_PER_CLASS if self.samples >= 1000 else 10
-        result.update(class_scores(bundle, self.clf, self.real, self.labels, per_class, min(EDIT_IMAGES, self.samples)))
+        if classes:
+            edits = min(EDIT_IMAGES, self.samples)
+            result.update(class_scores(bundle, self.clf, self.real, self.labels, per_class, edits))
         if img_prefix is not None:
             grid(samples[:64], 8, img_prefix.with_name(img_prefix.name + "_samples.png"))
+            if fitted is not None:
+                grid(fitted_samples[:64], 8, img_prefix.with_name(img_prefix.name + "_samples_fitted.png"))
             pairs = np.stack([self.real[:32], recon[:32]], 1).reshape(64, *self.real.shape[1:])  # x, Dec(mu(x)), ...
             grid(pairs, 8, img_prefix.with_name(img_prefix.name + "_recon.png"))
         return result
+
+
+def fitted_draw(bundle: Path, eps: np.ndarray, u: np.ndarray, labels: np.ndarray | None) -> np.ndarray | None:
+    """The latents the service's fitted prior draws from noise (eps, u) (service/priors.py); None without one."""
+    loaded = load_bundle(bundle, check_graphs=False)
+    priors = Priors.of(loaded, Classes.of(loaded))
+    return None if priors.fitted is None else priors.draw("fitted", eps, u, labels).z
 
 
 def train(out: Path, flags: list[str], dataset: str, seed: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -233,35 +295,24 @@ def publish(ckpt_path: Path, models_dir: Path, result: dict[str, Any]) -> Path:
     return export_checkpoint(path, models_dir, "mnist32-cvaegan" if conditional else "mnist32-vaegan")
 
 
-def with_class_means(ckpt_path: Path) -> Path:
-    """A checkpoint written before runs stored class means gets them from its training digits (0-7999).
-
-    Returns ``ckpt_path`` when it has them (or was not trained on the embedded digits), else the
-    path of a copy beside it with ``class_names`` and ``class_means`` filled in (trainer.evaluation).
-    """
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if ckpt.get("class_means") is not None or ckpt.get("dataset") != "embedded-mnist":
-        return ckpt_path
-    model, _ = load_checkpoint(ckpt_path)
-    cfg = model.config
-    data = load_dataset("embedded-mnist", cfg.channels, cfg.image_size, ROOT / "data")  # the run's own training digits
-    assert data.train_labels is not None
-    ckpt["class_means"] = class_means(model, torch.from_numpy(data.train), torch.from_numpy(data.train_labels))
-    ckpt["class_names"] = list(data.class_names)
-    path = ckpt_path.with_name("checkpoint-classes.pt")
-    torch.save(ckpt, path)
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     a = parse_args(argv)
     start = time.perf_counter()
-    scorer = Scorer(TUNE_HELDOUT_SLICE if a.ablation or a.tune else HELDOUT_SLICE, a.samples)
+    tuning = a.ablation or a.tune
+    scorer = Scorer(
+        TUNE_HELDOUT_SLICE if tuning else HELDOUT_SLICE, a.samples, TUNE_TRAIN_SLICE if tuning else TRAIN_SLICE
+    )
     summary: dict[str, Any] = {"judge": scorer.judge}
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         work = a.work or Path(tmp)
-        if a.checkpoint is not None:  # one finished run, e.g. the pretrained bundle's
-            ckpt_path = with_class_means(a.checkpoint)
+        if a.curve:
+            summary["rows"] = curve(a.curve, scorer, work, a.at)
+            if a.img_dir is not None:
+                plot(summary["rows"], scorer.judge["fd_floor_real_vs_real"], a.img_dir / "steps_curve.png")
+        elif a.bundle is not None:  # a published bundle as it is, e.g. pretrained/mnist32-vaegan/VERSION
+            summary.update(scorer(a.bundle, a.img_dir / "quality_pretrained" if a.img_dir and not a.tune else None))
+        elif a.checkpoint is not None:  # one finished run
+            ckpt_path = a.checkpoint  # the export fits class means and prior when the checkpoint lacks them
             bundle = export_checkpoint(ckpt_path, work / "models", "scored", use_ema=a.ema)
             result = scorer(bundle, a.img_dir / "quality_pretrained" if a.img_dir and not a.tune else None)
             if a.publish is not None:
@@ -281,7 +332,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             summary.update({k: vaegan[k] for k in ("max_class_share", "sample_confidence", "recon_label_kept")})
             summary.update({"targets": TARGETS, "rows": rows})
     summary["budget"] = {"steps": a.steps, "batch_size": a.batch_size, "amp": a.amp, "seeds": a.seeds}
-    tuning = a.ablation or a.tune
     summary["split"] = "train 0-6999, score 7000-7999" if tuning else "train 0-7999, score 8000-9999"
     summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
     summary["seconds"] = time.perf_counter() - start

@@ -1,7 +1,8 @@
 """Class figures of a bundle, measured through the service's own routes (in process, TestClient).
 
-- label_accuracy: the judge's label of ``GET /sample?label=k`` equals k, over ``per_class`` samples
-  of each of the ten digits (conditional decoder, or class-mean latents of an unconditional bundle);
+- label_accuracy: the judge's label of ``GET /sample?label=k&prior=standard`` equals k, over
+  ``per_class`` samples of each of the ten digits (conditional decoder, or class-mean latents of an
+  unconditional bundle); label_accuracy_fitted: the same with ``prior=fitted`` (each class's mixture);
 - edit_success: the share of held-out digits whose ``POST /edit?to=t&from=y`` frame at strength 1
   the judge classifies as t, with t a seeded random class other than the digit's label y.
 
@@ -48,13 +49,16 @@ def client_for(bundle: Path) -> TestClient:
     return TestClient(create_app(settings), raise_server_exceptions=True)
 
 
-def label_accuracy(client: TestClient, clf: DigitClassifier, per_class: int, seed: int) -> dict[str, Any]:
-    """Judge accuracy of /sample?label=k per class and overall, and the method the bundle used."""
+def label_accuracy(
+    client: TestClient, clf: DigitClassifier, per_class: int, seed: int, prior: str = "standard"
+) -> dict[str, Any]:
+    """Judge accuracy of /sample?label=k&prior= per class and overall, and the method the bundle used."""
     per_class_acc, method = [], None
     for k in range(10):
         images = []
         for start in range(0, per_class, REQUEST_N):
-            params = {"n": min(REQUEST_N, per_class - start), "label": str(k), "seed": seed * 1000 + k * 10 + start}
+            n, request_seed = min(REQUEST_N, per_class - start), seed * 1000 + k * 10 + start
+            params = {"n": n, "label": str(k), "seed": request_seed, "prior": prior}
             r = client.get("/sample", params=params, headers=JSON)
             r.raise_for_status()
             method = r.headers["X-Label-Method"]
@@ -90,8 +94,16 @@ def edit_success(
 def class_scores(
     bundle: Path, clf: DigitClassifier, real: np.ndarray, labels: np.ndarray, per_class: int, edits: int, seed: int = 0
 ) -> dict[str, Any]:
-    """label_accuracy and edit_success of one bundle; {} when it has no classes."""
+    """label_accuracy (the paper's N(0, I); ``_fitted``: the fitted prior) and edit_success; {} without classes."""
     with client_for(bundle) as client:
-        if client.get("/model").json()["label_method"] is None:
+        model = client.get("/model").json()
+        if model["label_method"] is None:
             return {}
-        return {**label_accuracy(client, clf, per_class, seed), **edit_success(client, clf, real, labels, edits, seed)}
+        result = {
+            **label_accuracy(client, clf, per_class, seed),
+            **edit_success(client, clf, real, labels, edits, seed),
+        }
+        if model["prior"] is not None:
+            fitted = label_accuracy(client, clf, per_class, seed, prior="fitted")
+            result.update({f"{k}_fitted": v for k, v in fitted.items() if k != "label_samples"})
+        return result

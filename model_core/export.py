@@ -183,12 +183,13 @@ def class_files(cfg: ModelConfig, names: Sequence[str], means: np.ndarray | None
 
 
 def prior_files(
-    cfg: ModelConfig, names: Sequence[str], prior: bundle.LatentPrior | None, info: bundle.PriorInfo | None
+    cfg: ModelConfig, names: Sequence[str], fitted: tuple[bundle.LatentPrior, bundle.PriorInfo] | None
 ) -> dict[str, bytes]:
     """prior.npz when there is a fitted prior; ExportError when it does not fit the model or its manifest entry."""
-    if prior is None:
+    if fitted is None:
         return {}
-    if info is None or info.components != prior.mixture.components:
+    prior, info = fitted
+    if info.components != prior.mixture.components:
         raise ExportError("a fitted prior needs its manifest entry (PriorInfo) with the same number of components")
     if bool(prior.classes) != bool(info.class_components) or (prior.classes and len(prior.classes) != len(names)):
         raise ExportError(f"the prior's per-class mixtures ({len(prior.classes)}) do not fit {len(names)} class names")
@@ -230,22 +231,20 @@ def export_bundle(
     exporter: Exporter = "torchscript",
     class_names: Sequence[str] = (),
     class_means: np.ndarray | None = None,
-    prior: bundle.LatentPrior | None = None,
-    prior_info: bundle.PriorInfo | None = None,
+    prior: tuple[bundle.LatentPrior, bundle.PriorInfo] | None = None,
 ) -> Path:
     """Export, verify and publish ``model`` as models_dir/name/version; return the bundle folder.
 
     ``class_names``: the labels of labelled training data (one per class of a conditional model);
     ``class_means`` (K, Z): the mean posterior latents of its training images per class;
-    ``prior`` and ``prior_info``: the fitted latent prior (prior.npz) and its manifest entry."""
+    ``prior``: the fitted latent prior (prior.npz) and its manifest entry."""
     bundle.validate_name(name)
     if version is not None:
         bundle.validate_name(version, "version")
     cfg = model.config
     start = time.perf_counter()
     decoder_variant = decoder_variant or default_decoder_variant(cfg)
-    extra = class_files(cfg, class_names, class_means)
-    extra.update(prior_files(cfg, class_names, prior, prior_info))
+    extra = {**class_files(cfg, class_names, class_means), **prior_files(cfg, class_names, prior)}
     contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
     contents.update(extra)
     seconds = time.perf_counter() - start
@@ -270,10 +269,8 @@ def export_bundle(
         num_classes=cfg.num_classes,
         class_names=tuple(class_names),
         class_means=bundle.CLASS_MEANS if class_means is not None else None,
-        prior=prior_info if prior is not None else None,
+        prior=prior[1] if prior is not None else None,
     )
     path = bundle.write_bundle(Path(models_dir), manifest, contents, update_latest=update_latest)
-    sizes = ", ".join(f"{f} {len(b) / 1e6:.2f} MB" for f, b in contents.items())
-    errs = ", ".join(f"{f} {e:.2g}" for f, e in parity.items())
-    log.info("exported %s/%s in %.2f s: %s; parity (max abs) %s", name, version, seconds, sizes, errs)
+    log.info("exported %s in %.2f s: %s; parity (max abs) %s", path, seconds, [*contents], parity)
     return path

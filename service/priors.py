@@ -95,9 +95,10 @@ class Priors:
         assert self.classes.means is not None
         return Draw((self.classes.means[indices] + eps).astype(np.float32), "standard", "class-mean")
 
-    def log_density(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(log p(mu), typicality) per row under the fitted prior's mixture; None without one (docs/api.md)."""
+    def log_density(self, mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(log E_q[p(z)], typicality) per posterior N(mu, exp(logvar)) under the fitted mixture (docs/api.md,
+        "Drift"); None without a fitted prior."""
         if self.fitted is None:
             return None
-        log_density = self.fitted.mixture.log_density(mu)
+        log_density = self.fitted.mixture.posterior_log_density(mu, np.exp(logvar))
         return log_density, self.fitted.typicality(log_density)

@@ -52,10 +52,12 @@ def _encode(
     return rendering.png_grid(pixels, options.nrow, options.scale)
 
 
-def observe_density(runtime: ModelRuntime, metrics: Metrics, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(log density, typicality) of posterior means (N, Z) under the fitted prior, each observed in
+def observe_density(
+    runtime: ModelRuntime, metrics: Metrics, mu: np.ndarray, logvar: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(log density, typicality) of posteriors (N, Z each) under the fitted prior, each observed in
     vaegan_input_typicality; None when the bundle has no fitted prior."""
-    density = runtime.priors.log_density(mu)
+    density = runtime.priors.log_density(mu, logvar)
     if density is not None:
         histogram = metrics.input_typicality.labels(runtime.manifest.name)
         for value in density[1]:

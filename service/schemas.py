@@ -51,8 +51,8 @@ class ImagesOut(BaseModel):
     label_method: str | None = None  # "conditional", "class-prior" or "class-mean" (docs/api.md)
     edit: EditInfo | None = None
     prior: str | None = None  # where z was drawn: "fitted" or "standard" (N(0, I))
-    log_density: list[float] | None = None  # log p(mu(x)) under the fitted prior, per input (docs/api.md)
-    typicality: list[float] | None = None  # the share of held-out training latents with a lower log density
+    log_density: list[float] | None = None  # log E_q[p(z)] under the fitted prior, per input (docs/api.md)
+    typicality: list[float] | None = None  # the share of held-out training images with a lower log density
     model_version: str
 
 
@@ -63,8 +63,8 @@ class EncodeOut(BaseModel):
     logvar: list[float]
     z: list[float] | None = None
     seed: int | None = None
-    log_density: float | None = None  # log p(mu) under the fitted prior: the drift signal (docs/api.md)
-    typicality: float | None = None  # the share of held-out training latents with a lower log density
+    log_density: float | None = None  # log E_q[p(z)] under the fitted prior: the drift signal (docs/api.md)
+    typicality: float | None = None  # the share of held-out training images with a lower log density
     model_version: str
 
 

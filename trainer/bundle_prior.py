@@ -28,26 +28,31 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def encode_onnx(loaded: bundle.Bundle, images: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """mu(x) (N, Z) of uint8 images through the bundle's encoder.onnx (with one-hot labels when conditional)."""
+def encode_onnx(loaded: bundle.Bundle, images: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) (N, Z) of uint8 images through the bundle's encoder.onnx (one-hot labels when conditional)."""
     session = ort.InferenceSession(str(loaded.file("encoder.onnx")), providers=["CPUExecutionProvider"])
     low, high = loaded.manifest.preprocessing.value_range
     k = loaded.manifest.num_classes
-    mus = []
+    mus, logvars = [], []
     for start in range(0, len(images), BATCH):
         x = images[start : start + BATCH].astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
         feeds = {"image": x}
         if k:
             assert labels is not None
             feeds["label"] = np.eye(k, dtype=np.float32)[labels[start : start + BATCH]]
-        mus.append(session.run(["mu"], feeds)[0])
-    return np.concatenate(mus)
+        mu, logvar = session.run(["mu", "logvar"], feeds)
+        mus.append(mu)
+        logvars.append(logvar)
+    return np.concatenate(mus), np.concatenate(logvars)
 
 
 def add_prior(
     source: Path, models_dir: Path, name: str, version: str | None = None, data_dir: Path = Path("data")
 ) -> Path:
     """Publish ``source`` again as models_dir/name/version with a fitted prior; return the new bundle folder."""
+    bundle.validate_name(name)  # before the work: a bad name or version is refused at once
+    if version is not None:
+        bundle.validate_name(version, "version")
     loaded = bundle.load_bundle(source)
     manifest = loaded.manifest
     image = manifest.image
@@ -59,9 +64,9 @@ def add_prior(
     if manifest.num_classes and labels is None:
         raise ExportError(f"{source}: a conditional bundle, but {manifest.dataset} came without labels")
     log.info("encoding %d training images of %s with %s", len(data.train), manifest.dataset, source)
-    mu = encode_onnx(loaded, data.train, labels)
+    mu, logvar = encode_onnx(loaded, data.train, labels)
     classes = len(data.class_names) if labels is not None else 0
-    prior, info = fit_prior(mu, labels, classes, manifest.training.seed)
+    prior, info = fit_prior(mu, labels, classes, manifest.training.seed, variance=np.exp(logvar))
     contents = {f: loaded.file(f).read_bytes() for f in manifest.files}
     contents[bundle.PRIOR] = bundle.prior_bytes(prior, manifest.latent_dim, len(prior.classes))
     export = {**manifest.export, "prior_added_to": f"{manifest.name}/{manifest.version}"}

@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--amp", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, recent GPUs), else fp16 on CUDA"
     )
     p.add_argument("--seed", type=non_negative_int, help=f"({DEFAULTS['seed']})")
+    _run_folder_flags(p)
+    p.add_argument("--export-to", type=Path, help="models folder: export a bundle after training")
+    p.add_argument("--name", help="bundle name (with --export-to)")
+    p.add_argument("--version", help="bundle version (with --export-to; default: model_core.export's)")
+    return p
+
+
+def _run_folder_flags(p: argparse.ArgumentParser) -> None:
+    """What the run writes and reads besides the bundle: resume, checkpoints, snapshots, metrics, data."""
     p.add_argument("--resume", type=Path, help="continue exactly from this checkpoint.pt")
     p.add_argument("--checkpoint-every", type=positive_int, help=f"steps ({DEFAULTS['checkpoint_every']})")
     p.add_argument(
@@ -132,10 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-images", type=positive_int, help="held-out images for eval.json (default: all, at most 10,000)"
     )
-    p.add_argument("--export-to", type=Path, help="models folder: export a bundle after training")
-    p.add_argument("--name", help="bundle name (with --export-to)")
-    p.add_argument("--version", help="bundle version (with --export-to; default: model_core.export's)")
-    return p
 
 
 def _recipe_flags(p: argparse.ArgumentParser) -> None:

@@ -115,17 +115,19 @@ def recalibrated_copy(
 
 
 @torch.no_grad()
-def posterior_means(model: VAEGAN, images: torch.Tensor, labels: torch.Tensor | None) -> np.ndarray:
-    """mu(x) (N, Z) float32 of uint8 ``images`` in eval mode (with their labels when the model is conditional).
+def posteriors(model: VAEGAN, images: torch.Tensor, labels: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) (N, Z) float32 of uint8 ``images`` in eval mode (labels given when the model is conditional).
 
     What the run's class means (Larsen et al. 2016, Sec. 5) and its fitted prior are computed from.
     """
     device, config = next(model.parameters()).device, model.config
+    mus, logvars = [], []
     with evaluating(model):
-        mus = [
-            model.encoder(x, y)[0].float().cpu() for x, y in onehot_batches(images, labels, config.num_classes, device)
-        ]
-    return torch.cat(mus).numpy()
+        for x, y in onehot_batches(images, labels, config.num_classes, device):
+            mu, logvar = model.encoder(x, y)
+            mus.append(mu.float().cpu())
+            logvars.append(logvar.float().cpu())
+    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
 
 
 def final_evaluation(

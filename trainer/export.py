@@ -107,6 +107,9 @@ def export_checkpoint(
     checkpoint_path: Path, models_dir: Path, name: str, version: str | None = None, use_ema: bool = True
 ) -> Path:
     """Export a trainer checkpoint (trainer/checkpoint.py's format) as a bundle; return its folder."""
+    bundle.validate_name(name)  # before the work: a bad name or version is refused at once
+    if version is not None:
+        bundle.validate_name(version, "version")
     model, ckpt = load_checkpoint(checkpoint_path, use_ema)
     evaluation = ckpt.get("eval") or {}
     names, means, record = tuple(ckpt.get("class_names") or ()), ckpt.get("class_means"), ckpt.get("prior")
@@ -126,8 +129,7 @@ def export_checkpoint(
         heldout=heldout_images(model.config),
         class_names=names,
         class_means=None if means is None else means.numpy(),
-        prior=prior,
-        prior_info=info,
+        prior=None if prior is None or info is None else (prior, info),
     )
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +34,7 @@ from trainer.datasets import (
 from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
 from trainer.prior import run_latents
 from trainer.progress import LossMeter, MetricsFile, Progress
+from trainer.seeding import seed_everything, step_seed
 
 logger = logging.getLogger(__name__)
 
@@ -230,18 +229,6 @@ def write_grids(run: Run, tag: str) -> None:
         grids.write_epoch_grids(
             decoder, model.encoder, heldout, run.labels("heldout"), model.config, run.cfg.out / "samples", tag
         )
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (the initial weights come from torch's global generator)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """The seed of one step's z draws: a fixed function of (seed, rank, step)."""
-    return ((seed * 1_000_003 + rank) * 1_000_033 + step) % 2**63
 
 
 def prepare_out(out: Path, fresh: bool) -> None:

@@ -4,8 +4,8 @@ Ex-post density estimation (Ghosh et al. 2020, Sec. 5; Dai & Wipf 2019): decodin
 lands where the encoder puts no image; a mixture fitted to where it does put them samples the
 data (figures: docs/benchmarks.md, "Priors"). The number of components is chosen by the
 log-likelihood of a held-out tenth of the training latents (never by the evaluation images); the
-chosen fit is kept, and its log densities of that tenth become the reference the service's drift
-signal compares inputs with. scikit-learn fits (the [train] extra); model_core.bundle.prior holds
+chosen fit is kept, and how likely it finds that tenth's posteriors becomes the reference the
+service's drift signal compares inputs with. scikit-learn fits (the [train] extra); model_core.bundle.prior holds
 the result and everything the service does with it, in numpy.
 """
 
@@ -25,14 +25,14 @@ from threadpoolctl import threadpool_limits
 from model_core.bundle import LatentPrior, Mixture, PriorInfo
 from model_core.bundle.prior import from_arrays
 from model_core.vaegan import VAEGAN
-from trainer.evaluation import posterior_means
+from trainer.evaluation import posteriors
 
 logger = logging.getLogger(__name__)
 
 CANDIDATES = (1, 5, 10, 20, 50)  # components of the mixture over every latent
 CLASS_CANDIDATES = (1, 3, 5)  # components of each class's mixture (about a tenth of the latents each)
 HELDOUT_FRACTION = 0.1
-REFERENCE_QUANTILES = 101  # the reference: percentiles 0..100 of the held-out log densities
+REFERENCE_QUANTILES = 101  # the reference: percentiles 0..100 of the held-out posteriors' log densities
 REG_COVAR = 1e-4  # added to each covariance's diagonal: keeps small per-class fits positive definite
 SELECTION = "held-out log-likelihood (a tenth of the training latents)"
 
@@ -69,13 +69,19 @@ def select(fit: np.ndarray, heldout: np.ndarray, candidates: tuple[int, ...], se
 
 
 def fit_prior(
-    mu: np.ndarray, labels: np.ndarray | None, classes: int, seed: int, components: int | None = None
+    mu: np.ndarray,
+    labels: np.ndarray | None,
+    classes: int,
+    seed: int,
+    components: int | None = None,
+    variance: np.ndarray | None = None,
 ) -> tuple[LatentPrior, PriorInfo]:
     """The prior of a run from its training latents ``mu`` (N, Z) and, for labelled data, their ``labels``.
 
     One mixture over every latent; with ``classes`` > 0 also one per class, all with the same
     number of components (chosen by the held-out log-likelihood summed over the classes).
     ``components`` (vaegan-train --prior-components) fixes every mixture's size instead of choosing.
+    ``variance`` (N, Z): the posteriors' variances, for the drift reference (zeros when absent).
     """
     candidates = CANDIDATES if components is None else (components,)
     class_candidates = CLASS_CANDIDATES if components is None else (components,)
@@ -87,7 +93,10 @@ def fit_prior(
     per_class: tuple[Mixture, ...] = ()
     if labels is not None and classes > 0:
         per_class = class_mixtures(mu, labels, classes, fit, held, seed, class_candidates)
-    reference = np.quantile(mixture.log_density(mu[held]), np.linspace(0, 1, REFERENCE_QUANTILES))
+    # The drift reference: how likely the held-out tenth's posteriors are (what the service reports per input).
+    held_variance = np.zeros_like(mu[held]) if variance is None else variance[held]
+    scores = mixture.posterior_log_density(mu[held], held_variance)
+    reference = np.quantile(scores, np.linspace(0, 1, REFERENCE_QUANTILES))
     prior = LatentPrior(mixture, per_class, reference.astype(np.float32))
     info = PriorInfo(
         components=mixture.components,
@@ -153,11 +162,11 @@ def run_latents(
     classes = int(labels.max()) + 1 if labels is not None and len(labels) else 0
     conditional = model.config.num_classes > 0
     label_tensor = torch.from_numpy(labels) if labels is not None and conditional else None
-    mu = posterior_means(model, torch.from_numpy(images), label_tensor)
+    mu, logvar = posteriors(model, torch.from_numpy(images), label_tensor)
     means = None if labels is None else torch.from_numpy(mean_by_class(mu, labels, classes))
     if components == 0:
         return means, None
-    prior, info = fit_prior(mu, labels, classes, seed, components)
+    prior, info = fit_prior(mu, labels, classes, seed, components, np.exp(logvar))
     return means, prior_record(prior, info)
 
 

@@ -13,7 +13,7 @@ The arrays of prior.npz (float32, read with ``allow_pickle=False``; docs/bundle.
     scale_tril    (M, Z, Z)     lower Cholesky factors L of the covariances (Sigma = L L^T), diagonal > 0
     class_weights, class_locs, class_scale_tril    (K, Mk), (K, Mk, Z), (K, Mk, Z, Z): one mixture
                                 per class, in class_names order (labelled training data only)
-    reference     (Q,)          sorted quantiles of log p(mu) over held-out training latents
+    reference     (Q,)          sorted quantiles of log E_q[p(z)] over held-out training images
 """
 
 from __future__ import annotations
@@ -71,8 +71,35 @@ class Mixture:
         diff = z[:, None, :] - self.locs.astype(np.float64)[None]  # (N, M, Z)
         y = np.einsum("mij,nmj->nmi", inverse, diff)  # (N, M, Z): L^-1 (z - loc), so ||y||^2 is Mahalanobis
         joint = log_norm[None] - 0.5 * (y**2).sum(axis=2)  # (N, M): log w + log N(z; loc, L L^T)
-        top = joint.max(axis=1, keepdims=True)
-        return (top + np.log(np.exp(joint - top).sum(axis=1, keepdims=True)))[:, 0]
+        return _logsumexp(joint)
+
+    def posterior_log_density(self, mu: np.ndarray, variance: np.ndarray, chunk: int = 16) -> np.ndarray:
+        """log E_q[p(z)] = log sum_m w_m N(mu; loc_m, Sigma_m + diag(variance)) (N,) for posteriors N(mu, diag(var)).
+
+        How likely the mixture finds the input's whole posterior, its mean widened by its own
+        uncertainty: an input the encoder is unsure of is not judged by its mean alone (docs/api.md, Drift).
+        """
+        mu, variance = np.asarray(mu, np.float64), np.asarray(variance, np.float64)
+        tril = self.scale_tril.astype(np.float64)
+        covariance = tril @ np.transpose(tril, (0, 2, 1))  # (M, Z, Z)
+        log_weights = np.log(np.maximum(self.weights.astype(np.float64), 1e-300))
+        dim, out = mu.shape[1], []
+        for start in range(0, len(mu), chunk):  # (n, M, Z, Z) per chunk: bounded memory
+            m, v = mu[start : start + chunk], variance[start : start + chunk]
+            total = covariance[None] + v[:, None, :, None] * np.eye(dim)[None, None]  # (n, M, Z, Z)
+            chol = np.linalg.cholesky(total)
+            diff = (m[:, None, :] - self.locs.astype(np.float64)[None])[..., None]  # (n, M, Z, 1)
+            y = np.linalg.solve(chol, diff)[..., 0]  # (n, M, Z)
+            log_det = np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)  # (n, M)
+            joint = log_weights[None] - log_det - 0.5 * (y**2).sum(axis=2) - 0.5 * dim * math.log(2 * math.pi)
+            out.append(_logsumexp(joint))
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def _logsumexp(joint: np.ndarray) -> np.ndarray:
+    """log sum_m exp(joint[:, m]) (N,), stable."""
+    top = joint.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(joint - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
 @dataclass(frozen=True)
@@ -81,10 +108,10 @@ class LatentPrior:
 
     mixture: Mixture
     classes: tuple[Mixture, ...]
-    reference: np.ndarray  # (Q,) sorted held-out log densities
+    reference: np.ndarray  # (Q,) sorted posterior_log_density of held-out training images
 
     def typicality(self, log_density: np.ndarray) -> np.ndarray:
-        """The fraction of held-out training latents with a lower log density, in [0, 1] (N,)."""
+        """The fraction of held-out training images whose posterior has a lower log density, in [0, 1] (N,)."""
         return np.searchsorted(self.reference, log_density, side="right") / len(self.reference)
 
     def arrays(self) -> dict[str, np.ndarray]:

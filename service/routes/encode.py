@@ -38,7 +38,7 @@ async def encode(
     y = runtime.classes.network_labels(label, 1)
     x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))
     mu, logvar = await runtime.encode(x, y)  # (1, Z) each
-    density = observe_density(runtime, metrics, mu)
+    density = observe_density(runtime, metrics, mu, logvar)
     out = EncodeOut(mu=mu[0].tolist(), logvar=logvar[0].tolist(), model_version=runtime.version)
     if density is not None:
         out.log_density, out.typicality = float(density[0][0]), float(density[1][0])

@@ -36,11 +36,11 @@ async def reconstruct(
     y = runtime.classes.network_labels(label, 1)  # (1, K) or None
     x = await image_rows(request, runtime.manifest.preprocessing, settings, ("file",))  # (1, C, H, W)
     if not sample:
-        z, _, images = await runtime.reconstruct(x, y)  # z: mu (1, Z)
-        density = observe_density(runtime, metrics, z)
+        z, logvar, images = await runtime.reconstruct(x, y)  # z: mu (1, Z)
+        density = observe_density(runtime, metrics, z, logvar)
         return await image_response(request, runtime, metrics, images, options, latents=z, density=density)
     mu, logvar = await runtime.encode(x, y)
-    density = observe_density(runtime, metrics, mu)
+    density = observe_density(runtime, metrics, mu, logvar)
     seed = latents.new_seed() if seed is None else seed
     z = latents.posterior(mu, logvar, seed)
     images = await runtime.decode(z, y)

@@ -138,6 +138,7 @@ async function sample() {
   const query = new URLSearchParams({ n, temperature: $("temperature").value, nrow: Math.ceil(Math.sqrt(n)) });
   if ($("seed").value !== "") query.set("seed", $("seed").value);
   if ($("label").value !== "") query.set("label", $("label").value);
+  if (!$("prior-field").hidden) query.set("prior", $("prior").value);
   const path = `sample?${query}`;
   $("sample-call").textContent = `GET /${path}`;
   const latest = ticket("sample");
@@ -160,7 +161,7 @@ async function sample() {
 
 const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 
-for (const id of ["n", "seed", "temperature", "label"]) $(id).addEventListener("change", sample);
+for (const id of ["n", "seed", "temperature", "label", "prior"]) $(id).addEventListener("change", sample);
 $("temperature").addEventListener("input", () => {
   $("temperature-value").textContent = Number($("temperature").value).toFixed(1);
 });
@@ -262,6 +263,18 @@ function rows(table, entries) {
   table.tBodies[0].replaceChildren(...entries.map(tr));
 }
 
+// Where /sample draws z: the fitted mixture (docs/api.md, "Priors") or only the paper's N(0, I).
+function priorSummary(prior) {
+  if (!prior) return "N(0, I) only";
+  const perClass = prior.class_components ? `, ${prior.class_components} per class` : "";
+  return `fitted: ${prior.components} Gaussians${perClass} (or N(0, I))`;
+}
+
+// The prior switch only for bundles with a fitted prior; a bundle without one always samples N(0, I).
+function showPrior(model) {
+  $("prior-field").hidden = !model.prior;
+}
+
 function showCard(model) {
   const m = model.manifest;
   const t = m.training ?? {};
@@ -274,6 +287,7 @@ function showCard(model) {
     ...fact("dataset", m.dataset),
     ...fact("image, latent", `${m.image.height}×${m.image.width}×${m.image.channels}, z ∈ ℝ^${m.latent_dim}`),
     ...fact("training budget", budget),
+    ...fact("prior", priorSummary(m.prior), "card-prior"),
     ...fact("objective", [t.mode, t.recipe && `recipe ${t.recipe}`, t.gamma !== undefined && `γ = ${t.gamma}`].filter(Boolean).join(", ")),
     ...fact("provider", model.provider, "card-provider"),
     ...fact("loaded in", `${fmt(model.load_seconds)} s`),
@@ -289,6 +303,7 @@ async function loadModel() {
     state.preprocessing = model.manifest.preprocessing;
     showCard(model);
     showClasses(model.classes ?? []);
+    showPrior(model);
     $("n").max = model.limits.max_samples;
     showError("card-error", null);
   } catch (error) {

@@ -158,7 +158,28 @@ def test_the_class_picker_samples_the_chosen_class(page: Page, base: str) -> Non
     assert page.locator("#label option").count() == 11  # "any" and the ten classes
     with page.expect_response(lambda r: "/sample?" in r.url and "label=3" in r.url) as answered:
         page.select_option("#label", "3")
-    assert answered.value.status == 200 and answered.value.headers["x-label-method"] == "class-mean"
+    assert answered.value.status == 200 and answered.value.headers["x-label-method"] == "class-prior"
+
+
+def test_the_prior_switch_samples_the_papers_normal(page: Page, base: str) -> None:
+    """The pretrained bundle has a fitted prior: the grid draws from it; the switch asks for N(0, I)."""
+    open_playground(page, base)
+    assert page.is_visible("#prior-field") and "prior=fitted" in page.inner_text("#sample-call")
+    assert page.inner_text("#card-prior").startswith("fitted: ")
+    with page.expect_response(lambda r: "/sample?" in r.url and "prior=standard" in r.url) as answered:
+        page.select_option("#prior", "standard")
+    assert answered.value.status == 200 and answered.value.headers["x-prior"] == "standard"
+
+
+def test_no_prior_switch_without_a_fitted_prior(page: Page, base: str) -> None:
+    def without_prior(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "prior": None, "default_prior": "standard"})
+
+    page.route("**/model", without_prior)
+    open_playground(page, base)
+    assert page.is_hidden("#prior-field") and "prior=" not in page.inner_text("#sample-call")
+    assert page.inner_text("#card-prior") == "N(0, I) only"
 
 
 def test_no_class_picker_when_the_model_lists_no_classes(page: Page, base: str) -> None:

@@ -6,7 +6,9 @@ import io
 from pathlib import Path
 
 import numpy as np
+import prior_fixtures
 import pytest
+from prior_fixtures import info_of
 from scipy.stats import multivariate_normal
 
 from model_core import bundle
@@ -15,22 +17,8 @@ from model_core.bundle import LatentPrior, Mixture, PriorInfo
 Z = 4
 
 
-def random_mixture(rng: np.random.Generator, m: int, dim: int = Z) -> Mixture:
-    """Weights of a Dirichlet draw, locs spread apart, lower-triangular factors with a positive diagonal."""
-    tril = np.tril(rng.normal(scale=0.3, size=(m, dim, dim)))
-    idx = np.arange(dim)
-    tril[:, idx, idx] = rng.uniform(0.3, 1.0, size=(m, dim))
-    return Mixture(
-        weights=rng.dirichlet(np.ones(m)).astype(np.float32),
-        locs=rng.normal(scale=3.0, size=(m, dim)).astype(np.float32),
-        scale_tril=tril.astype(np.float32),
-    )
-
-
 def random_prior(seed: int = 0, m: int = 3, classes: int = 2, mk: int = 2) -> LatentPrior:
-    rng = np.random.default_rng(seed)
-    per_class = tuple(random_mixture(rng, mk) for _ in range(classes))
-    return LatentPrior(random_mixture(rng, m), per_class, np.sort(rng.normal(size=101)).astype(np.float32))
+    return prior_fixtures.random_prior(Z, seed, m, classes, mk)
 
 
 def test_log_density_matches_scipy() -> None:
@@ -43,6 +31,24 @@ def test_log_density_matches_scipy() -> None:
         )
     )
     np.testing.assert_allclose(mixture.log_density(z), expected, rtol=1e-4)
+
+
+def test_posterior_log_density_widens_each_component_by_the_posterior() -> None:
+    """log E_q[p(z)] = log sum_m w_m N(mu; loc_m, Sigma_m + diag(var)); with var 0 it is log p(mu)."""
+    mixture = random_prior().mixture
+    rng = np.random.default_rng(4)
+    mu, variance = rng.normal(scale=3.0, size=(5, Z)), rng.uniform(0.1, 2.0, size=(5, Z))
+    expected = [
+        np.log(
+            sum(
+                w * multivariate_normal(loc, tril.astype(np.float64) @ tril.T + np.diag(v)).pdf(m)
+                for w, loc, tril in zip(mixture.weights, mixture.locs, mixture.scale_tril, strict=True)
+            )
+        )
+        for m, v in zip(mu, variance, strict=True)
+    ]
+    np.testing.assert_allclose(mixture.posterior_log_density(mu, variance, chunk=2), expected, rtol=1e-5)
+    np.testing.assert_allclose(mixture.posterior_log_density(mu, 0 * variance), mixture.log_density(mu), rtol=1e-6)
 
 
 def test_draws_follow_the_mixture() -> None:
@@ -78,16 +84,6 @@ def test_typicality_is_the_reference_cdf() -> None:
 
 
 # A bundle folder holding only what read_prior reads: a manifest with its prior entry, and prior.npz.
-
-
-def info_of(prior: LatentPrior) -> PriorInfo:
-    return PriorInfo(
-        components=prior.mixture.components,
-        class_components=prior.classes[0].components if prior.classes else 0,
-        selection="test",
-        fit_size=10,
-        heldout_size=2,
-    )
 
 
 def prior_bundle(tmp_path: Path, data: bytes, info: PriorInfo, classes: int = 2) -> bundle.Bundle:

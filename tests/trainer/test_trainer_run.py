@@ -19,6 +19,8 @@ from trainer.cli import main
 from trainer.config import TrainingError
 
 CHECKPOINT_KEYS = {
+    "prior",
+    "finished",
     "format_version",
     "step",
     "epoch",
@@ -63,7 +65,7 @@ def test_checkpoint_holds_everything_and_loads_weights_only(tiny_run: Path) -> N
     assert ckpt["class_names"] == [str(d) for d in range(10)] and ckpt["class_means"].shape == (10, 32)
     assert set(ckpt["rng"]) == {"python", "numpy", "torch", "cuda"}
     assert ckpt["data_position"] == {"epoch": 0, "batch": 3, "index": 12}
-    assert ckpt["eval"]["step"] == 3 and ckpt["scaler"] is None
+    assert ckpt["eval"]["step"] == 3 and ckpt["scaler"] is None and ckpt["finished"]
     model = VAEGAN(PRESETS["mnist32"])
     for name in ("encoder", "decoder", "discriminator"):
         getattr(model, name).load_state_dict(ckpt["models"][name])
