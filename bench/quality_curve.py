@@ -29,8 +29,10 @@ def checkpoints(run: Path, steps: list[int] | None = None) -> list[Path]:
     if steps:
         found = [p for p in found if int(p.stem.removeprefix("step")) in steps]
     final = run / "checkpoint.pt"
-    if final.is_file() and torch.load(final, map_location="cpu", weights_only=True).get("finished"):
-        found.append(final)
+    if final.is_file():
+        ckpt = torch.load(final, map_location="cpu", weights_only=True)
+        if ckpt.get("finished", ckpt.get("eval") is not None):  # older runs: "eval" marks the end
+            found.append(final)
     return found
 
 

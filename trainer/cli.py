@@ -136,6 +136,11 @@ def _run_folder_flags(p: argparse.ArgumentParser) -> None:
         "bench.quality --curve read them)",
     )
     p.add_argument("--log-every", type=positive_int, help=f"steps between metrics lines ({DEFAULTS['log_every']})")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files to runs/NAME/tensorboard (the [tensorboard] extra)",
+    )
     p.add_argument("--data-dir", type=Path, help=f"downloads go here ({DEFAULTS['data_dir']})")
     p.add_argument("--num-workers", type=non_negative_int, help="DataLoader workers (default: 4 on CUDA, 0 on CPU)")
     p.add_argument(
@@ -173,6 +178,16 @@ def _recipe_flags(p: argparse.ArgumentParser) -> None:
         "--pixel-sigma", type=positive_float, help="--mode vae: std of the pixel Gaussian p(x|z) on [-1, 1] pixels"
     )
     p.add_argument(
+        "--r1-gamma",
+        type=non_negative_float,
+        metavar="GAMMA",
+        help="lazy R1 penalty: every --r1-every steps Dis also descends GAMMA/2 ||grad_x Dis(x)||^2 on real "
+        "images (Mescheder et al. 2018; 0: off)",
+    )
+    p.add_argument(
+        "--r1-every", type=positive_int, metavar="N", help=f"steps between R1 steps ({DEFAULTS['r1_every']})"
+    )
+    p.add_argument(
         "--class-weight",
         type=non_negative_float,
         help="--conditional, --dis-conditioning auxiliary: weight of the class head's cross-entropy for Dis and Dec",
@@ -195,12 +210,16 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     options = recipe_options(recipe, {k: a.pop(k) for k in RECIPE_OPTIONS if k in a})
     if options["equilibrium"] and launched_world_size() > 1:
         parser.error("--equilibrium is not supported under torchrun: each process would gate differently")
+    if options["r1_gamma"] and launched_world_size() > 1:
+        parser.error("--r1-gamma is not supported under torchrun: DDP does not differentiate a gradient penalty")
     if ("export_to" in a) != ("name" in a):
         parser.error("--export-to and --name go together")
     if "version" in a and "export_to" not in a:
         parser.error("--version needs --export-to and --name")
     if "export_to" in a and importlib.util.find_spec("onnx") is None:
         parser.error("--export-to needs onnx (install the [train] extra)")
+    if a.get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+        parser.error("--tensorboard needs the tensorboard package (install the [tensorboard] extra)")
     if "max_steps" in a and "epochs" not in a:
         a["epochs"] = None  # only --max-steps bounds the run
     mode = {"mode": a.pop("mode")} if "mode" in a else {}

@@ -34,6 +34,8 @@ class TrainConfig:
     recipe: str = "paper"  # the trainer.recipes entry the options came from
     dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
     decoder_ema: float = 0.0  # decay of the decoder's weight average that samples and exports (0: off)
+    r1_gamma: float = 0.0  # lazy R1 penalty on Dis's gradient at real images (Mescheder et al. 2018; 0: off)
+    r1_every: int = 16  # steps between R1 steps (StyleGAN2's lazy regularisation)
     epochs: int | None = 10  # None: run until max_steps
     max_steps: int | None = None  # optimizer steps (each updates Enc, Dec and Dis once)
     batch_size: int = 64  # per step, over all processes (the paper's 64)
@@ -47,6 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (and one at the end)
     snapshot_every: int = 0  # steps between kept copies, snapshots/stepNNNNNN.pt, for the steps curve (0: none)
     log_every: int = 50  # steps between metrics.jsonl lines
+    tensorboard: bool = False  # also write TensorBoard event files (runs/NAME/tensorboard/)
     data_dir: Path = Path("data")  # where mnist / fashion-mnist IDX files are downloaded
     num_workers: int | None = None  # DataLoader workers (None: 4 on CUDA, 0 on CPU; decoding: all cores)
     eval_images: int | None = None  # held-out images evaluated at the end (None: all, up to 10,000)

@@ -1,4 +1,4 @@
-"""One process or many: the device, and DDP under ``torchrun`` (rank 0 alone writes files)."""
+"""One process or many: the device and its precision, and DDP under ``torchrun`` (rank 0 alone writes files)."""
 
 from __future__ import annotations
 
@@ -96,3 +96,17 @@ def replicas_agree(modules: dict[str, nn.Module], processes: Processes) -> bool:
 def teardown(processes: Processes) -> None:
     if processes.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def precision(amp: bool, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """--amp: bf16 autocast on CPU and on GPUs that support it, else fp16 with a GradScaler.
+
+    On a CPU with AVX512-BF16 this is much faster than float32 (figures: docs/benchmarks.md).
+    """
+    if not amp:
+        return None, None
+    if device.type != "cuda":
+        return torch.bfloat16, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")

@@ -18,6 +18,7 @@ from torch import nn
 
 from model_core.averaging import ema_model
 from model_core.config import PRESETS, ModelConfig
+from model_core.regularization import r1_step
 from model_core.vaegan import VAEGAN, algorithm1_step
 from trainer import checkpoint, distributed, grids
 from trainer.checkpoint import NETWORKS, TrainingState
@@ -34,7 +35,9 @@ from trainer.datasets import (
 from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
 from trainer.prior import run_latents
 from trainer.progress import LossMeter, MetricsFile, Progress
+from trainer.provenance import write_run_json
 from trainer.seeding import seed_everything, step_seed
+from trainer.tensorboard import TensorBoard
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Run:
     per_rank: int  # batch of each process
     steps_per_epoch: int
     total_steps: int
+    board: TensorBoard | None = None  # --tensorboard (rank 0), opened by train_epochs
 
     @property
     def ckpt_path(self) -> Path:
@@ -115,6 +119,8 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
         means, prior = run_latents(model, run.data.train, run.data.train_labels, cfg.seed, cfg.prior_components)
         run.save(eval_result=result, class_means=means, prior=prior)
         logger.info("wrote %s", run.ckpt_path)
+        if run.board is not None:
+            run.board.close(result)
         if cfg.export_to is not None:
             export(cfg, run.ckpt_path)
     distributed.barrier(processes)
@@ -128,6 +134,7 @@ def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
     seed_everything(cfg.seed)
     if processes.is_main:
         prepare_out(cfg.out, fresh=cfg.resume is None)
+        write_run_json(cfg, device, processes.world)
     data = load_data(cfg, model_config, processes)
     if cfg.conditional:
         if not data.labelled:
@@ -143,7 +150,7 @@ def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
     model = VAEGAN(model_config, cfg.objective).to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # faster convs, CPU and GPU
     torch.backends.cudnn.benchmark = device.type == "cuda"
-    autocast_dtype, scaler = precision(cfg.amp, device)
+    autocast_dtype, scaler = distributed.precision(cfg.amp, device)
     state = TrainingState(
         model=model,
         optimizers=model.make_optimizers(cfg.lr, cfg.dis_lr_scale),
@@ -168,6 +175,7 @@ def train_epochs(run: Run) -> None:
     loader = make_loader(dataset, sampler, run.per_rank, cfg.num_workers, processes.device)
     resumed_at = position.step if cfg.resume else None
     metrics = MetricsFile(cfg.out / "metrics.jsonl", resumed_at) if processes.is_main else None
+    run.board = TensorBoard(cfg, resumed_at) if cfg.tensorboard and processes.is_main else None
     progress = Progress(run.total_steps, position.step, enabled=processes.is_main)
     meter = LossMeter()
     z_generator = torch.Generator(device=processes.device)
@@ -188,6 +196,8 @@ def train_epochs(run: Run) -> None:
                 progress.report(record)
                 if metrics is not None:
                     metrics.write(record)
+                if run.board is not None:
+                    run.board.scalars(record)
             if position.step == run.total_steps:
                 break
             if position.step % cfg.checkpoint_every == 0:
@@ -201,32 +211,37 @@ def train_epochs(run: Run) -> None:
         else:
             tag = f"epoch{position.epoch + 1:03d}_step{position.step}"  # a partial last epoch
         if processes.is_main:
-            write_grids(run, tag)
+            paths = write_grids(run, tag)
+            if run.board is not None:
+                run.board.grids(paths, position.step)
     progress.close()
 
 
 def train_step(
     run: Run, x: torch.Tensor, z_generator: torch.Generator, y: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
-    """One step of Algorithm 1 on the batch ``x`` (labels ``y`` when conditional), then the decoder's EMA follows."""
-    nets, state = run.nets, run.state
-    discriminator = nets["discriminator"] if run.cfg.mode == "vaegan" else None
+    """One step of Algorithm 1 on the batch ``x`` (labels ``y`` when conditional), a lazy R1 step when one is
+    due (--r1-gamma), then the decoder's EMA follows."""
+    nets, state, cfg = run.nets, run.state, run.cfg
+    discriminator = nets["discriminator"] if cfg.mode == "vaegan" else None
     logs = algorithm1_step(
-        *(nets["encoder"], nets["decoder"], discriminator, x, state.optimizers, run.cfg.objective),
+        *(nets["encoder"], nets["decoder"], discriminator, x, state.optimizers, cfg.objective),
         *(z_generator, state.scaler, run.autocast_dtype, y),
     )
+    if discriminator is not None and cfg.r1_gamma and state.position.step % cfg.r1_every == 0:
+        r1_step(state.model.discriminator, x, state.optimizers.dis, cfg.r1_gamma, cfg.r1_every, y)
     if state.ema is not None:
         state.ema.update_parameters(state.model.decoder)
     return logs
 
 
-def write_grids(run: Run, tag: str) -> None:
+def write_grids(run: Run, tag: str) -> list[Path]:
     """The epoch's grids, drawn as the bundle will draw: the EMA decoder, BN recalibrated (a copy)."""
     model = run.state.model
     decoder = sampling_decoder(model, run.state.ema, run.cfg, run.processes.device)
     heldout = torch.from_numpy(run.data.heldout)
     with evaluating(model):
-        grids.write_epoch_grids(
+        return grids.write_epoch_grids(
             decoder, model.encoder, heldout, run.labels("heldout"), model.config, run.cfg.out / "samples", tag
         )
 
@@ -265,20 +280,6 @@ def planned_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
     by_epochs = cfg.epochs * steps_per_epoch if cfg.epochs is not None else None
     candidates = [s for s in (by_epochs, cfg.max_steps) if s is not None]
     return min(candidates)
-
-
-def precision(amp: bool, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-    """--amp: bf16 autocast on CPU and on GPUs that support it, else fp16 with a GradScaler.
-
-    On a CPU with AVX512-BF16 this is much faster than float32 (figures: docs/benchmarks.md).
-    """
-    if not amp:
-        return None, None
-    if device.type != "cuda":
-        return torch.bfloat16, None
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, None
-    return torch.float16, torch.amp.GradScaler("cuda")
 
 
 def export(cfg: TrainConfig, ckpt_path: Path) -> Path:

@@ -23,6 +23,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "decoder_ema": 0.0,  # sample from the last decoder
         "pixel_sigma": 1.0,  # --mode vae: the paper's unit-variance pixel Gaussian
         "class_weight": 1.0,  # --conditional with a class head: AC-GAN's weight (the paper has no conditional model)
+        "r1_gamma": 0.0,  # no gradient penalty
     },
     "default": {
         "gamma": 0.1,  # 1e-6 leaves the decoder only a GAN signal (docs/benchmarks.md)
@@ -34,6 +35,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "decoder_ema": 0.999,  # sample and export from the decoder's weight average
         "pixel_sigma": 0.3,  # --mode vae: the best pixel Gaussian of the VAE baseline
         "class_weight": 3.0,  # --conditional: the class head's cross-entropy for Dis and Dec (3 beat 1)
+        "r1_gamma": 0.0,  # off until the long-run ablation decides (docs/benchmarks.md, "Longer training")
     },
 }
 DEFAULT_RECIPE = "default"  # what vaegan-train, make demo, compose and the pretrained bundles use

@@ -287,7 +287,7 @@ function showCard(model) {
     ...fact("dataset", m.dataset),
     ...fact("image, latent", `${m.image.height}×${m.image.width}×${m.image.channels}, z ∈ ℝ^${m.latent_dim}`),
     ...fact("training budget", budget),
-    ...fact("prior", priorSummary(m.prior), "card-prior"),
+    ...fact("prior", priorSummary(model.prior), "card-prior"),
     ...fact("objective", [t.mode, t.recipe && `recipe ${t.recipe}`, t.gamma !== undefined && `γ = ${t.gamma}`].filter(Boolean).join(", ")),
     ...fact("provider", model.provider, "card-provider"),
     ...fact("loaded in", `${fmt(model.load_seconds)} s`),

@@ -89,7 +89,7 @@ def test_python_m_trainer_fails_without_traceback(tmp_path: Path) -> None:
 
 
 def test_amp_on_cpu_is_bf16_autocast_without_a_scaler() -> None:
-    from trainer.loop import precision
+    from trainer.distributed import precision
 
     assert precision(True, torch.device("cpu")) == (torch.bfloat16, None)
     assert precision(False, torch.device("cpu")) == (None, None)

@@ -257,3 +257,35 @@ def test_export_without_the_ema_recalibrates_the_last_decoder(tmp_path: Path) ->
     assert torch.equal(last.decoder.state_dict()["out.weight"], raw["out.weight"])
     assert not torch.equal(with_ema.decoder.state_dict()["out.weight"], raw["out.weight"])
     assert not torch.allclose(last.decoder.state_dict()["fc.1.running_mean"], raw["fc.1.running_mean"])
+
+
+def test_run_json_tells_how_the_run_was_made(tiny_run: Path) -> None:
+    record = json.loads((tiny_run / "run.json").read_text())
+    assert record["options"]["batch_size"] == 4 and record["options"]["prior_components"] == 2
+    assert record["versions"]["torch"] == torch.__version__ and record["versions"]["python"]
+    assert record["device"] == "cpu" and record["world_size"] == 1 and record["resumed_from"] is None
+    assert record["git"] is None or len(record["git"]["commit"]) == 40
+
+
+@pytest.mark.slow
+def test_tensorboard_events_hold_the_scalars_grids_and_hparams(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(tiny_args(out, "--max-steps", "4", "--log-every", "2", "--tensorboard")) == 0
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/enc_loss", "train/kl", "train/dis_loss"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("train/kl")] == [2, 4]
+    assert {"samples/prior", "samples/reconstructions"} <= set(tags["images"])
+    runs = [p for p in (out / "tensorboard").rglob("events.out.tfevents.*")]
+    assert len(runs) >= 2  # the training events and the HPARAMS run beside them
+
+
+@pytest.mark.slow
+def test_r1_runs_and_is_recorded_with_the_recipe_options(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_args(out, "--max-steps", "2", "--r1-gamma", "0.1", "--r1-every", "1")) == 0
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)["train_config"]
+    assert (saved["r1_gamma"], saved["r1_every"]) == (0.1, 1)
