@@ -47,8 +47,21 @@ def test_posterior_log_density_widens_each_component_by_the_posterior() -> None:
         )
         for m, v in zip(mu, variance, strict=True)
     ]
-    np.testing.assert_allclose(mixture.posterior_log_density(mu, variance, chunk=2), expected, rtol=1e-5)
-    np.testing.assert_allclose(mixture.posterior_log_density(mu, 0 * variance), mixture.log_density(mu), rtol=1e-6)
+    every = mixture.components
+    np.testing.assert_allclose(mixture.posterior_log_density(mu, variance, nearest=every), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        mixture.posterior_log_density(mu, 0 * variance, nearest=every), mixture.log_density(mu), rtol=1e-6
+    )
+
+
+def test_the_nearest_components_carry_the_sum() -> None:
+    """Far apart components: summing over the two nearest of five changes the score by next to nothing."""
+    mixture = random_prior(seed=5, m=5).mixture
+    rng = np.random.default_rng(6)
+    mu = mixture.draw(rng.standard_normal((20, Z)).astype(np.float32) * 0.5, rng.random(20))
+    variance = np.full((20, Z), 0.05)
+    full = mixture.posterior_log_density(mu, variance, nearest=5)
+    np.testing.assert_allclose(mixture.posterior_log_density(mu, variance, nearest=2), full, atol=0.05)
 
 
 def test_draws_follow_the_mixture() -> None:
