@@ -4,9 +4,10 @@ PY := $(VENV)/bin/python
 # The CPU build of torch that lies on this machine's disk; a bare `torch` pulls a multi-GB CUDA build.
 TORCH_CPU ?= torch==2.13.0
 DEMO_RUN ?= runs/demo
-DEMO_EPOCHS ?= 20
-# The default recipe (trainer/recipes.py, measured in docs/benchmarks.md) in bf16 autocast: 2,500
-# steps of batch 64 fit in ~8 minutes on 2 CPU cores.
+DEMO_EPOCHS ?= 4
+# The default recipe (trainer/recipes.py) in bf16 autocast: 500 steps of batch 64, about 2 minutes on
+# 2 CPU cores. With the fitted prior /sample serves as clean digits at 500 steps as at 2,500
+# (docs/benchmarks.md, "Priors": the steps curve of the demo recipe).
 DEMO_FLAGS ?= --recipe default --amp
 MODELS_DIR ?= models
 
