@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.lifecycle import ModelManager
+from service.requestlog import configure_logging
 from service.settings import Settings
 
 log = logging.getLogger("service")
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"vaegan-serve: invalid settings:\n{exc}\n")
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     http, loop = http_stack(settings)
     log.info("HTTP parser %s, event loop %s", http, loop)
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers propagate to configure_logging's handler (text or JSON)
+        access_log=False,  # service.access logs each request by route template, with its id
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         lifespan="on",
         server_header=False,

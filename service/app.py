@@ -15,6 +15,7 @@ from service.lifecycle import ModelManager
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.playground import mount_playground
+from service.requestlog import RequestIdMiddleware
 from service.routes import routers
 from service.settings import Settings, get_settings
 from service.uploads import JSON
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """REST inference for a VAE-GAN (Larsen et al., ICML 2016) exported as an ONNX bundle.
 
-Errors are always JSON: `{"error": code, "detail": text}`. Image routes answer PNG by default and
+Errors are always JSON: `{"error": code, "detail": text, "request_id": id}`. Image routes answer PNG by default and
 JSON (base64 PNGs and latents) with `Accept: application/json`. See docs/api.md.
 """
 
@@ -94,8 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept"],
-            expose_headers=["X-Seed", "X-Model-Version", "Retry-After"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Seed", "X-Model-Version", "X-Prior", "X-Label-Method", "X-Request-ID", "Retry-After"],
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer, even a refused body, carries the id
     return app

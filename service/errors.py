@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.requestlog import request_id
+
 log = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class ErrorBody(BaseModel):
 
     error: str  # a stable machine-readable code, e.g. "payload_too_large"
     detail: str  # what was wrong, for a human
+    request_id: str | None = None  # the request's X-Request-ID (service/requestlog.py), to find it in the log
 
 
 class ServiceError(Exception):
@@ -94,9 +97,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        ErrorBody(error=code, detail=detail).model_dump(), status_code=status_code, headers=dict(headers or {})
-    )
+    body = ErrorBody(error=code, detail=detail, request_id=request_id.get())
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status_code, headers=dict(headers or {}))
 
 
 def validation_text(errors: Iterable[Any], limit: int = 5) -> str:
@@ -127,7 +129,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.scope.get("path"))  # not .url: may not decode
+    # The path as repr (not .url, which may not decode): a newline in it cannot start a forged log line.
+    log.exception("unhandled error on %s %r", request.method, request.scope.get("path"))
     return error_response(500, "internal_error", "internal server error")
 
 

@@ -7,11 +7,22 @@ raw paths; networks are the three file stems (queues also "autoencoder"); status
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 NETWORKS = ("encoder", "decoder", "discriminator_features")
 AUTOENCODER = "autoencoder"  # /reconstruct's queue: encoder then decoder in one batch (service/runtime.py)
 UNMATCHED_ROUTE = "<unmatched>"  # one label value for every path no route matched (404s)
+
+
+def route_label(scope: MutableMapping[str, Any]) -> str:
+    """The matched route's template (``/sample``), never the raw path: bounded label values."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
 
 # Seconds, from a sub-millisecond ONNX Runtime call to a slow upload.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -7,14 +7,12 @@ nor break streaming and cancellation.
 from __future__ import annotations
 
 import time
-from collections.abc import MutableMapping
-from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import BadRequest, PayloadTooLarge, error_response
-from service.metrics import UNMATCHED_ROUTE, Metrics
+from service.metrics import Metrics, route_label
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -59,13 +57,6 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-def route_label(scope: MutableMapping[str, Any]) -> str:
-    """The matched route's template (``/sample``), never the raw path: bounded label values."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class MetricsMiddleware:

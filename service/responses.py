@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from service import rendering
 from service.classes import LABEL_HEADER
 from service.errors import error_responses
-from service.metrics import Metrics
-from service.middleware import route_label
+from service.metrics import Metrics, route_label
 from service.priors import PRIOR_HEADER
 from service.runtime import ModelRuntime
 from service.schemas import EditInfo, ImagesOut

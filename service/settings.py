@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     shutdown_delay_s: float = Field(default=0.0, ge=0.0)  # /readyz is 503 this long before the listener closes
     retry_after_s: int = Field(default=1, ge=1)  # Retry-After of 503 answers
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # text: "time level logger [request id] message"; json: one JSON object per line (service/requestlog.py).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("model_name")
     @classmethod

@@ -26,7 +26,7 @@ def assert_error(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert set(body) == {"error", "detail"} and body["error"] == code, body
+    assert set(body) == {"error", "detail", "request_id"} and body["error"] == code, body
     assert "Traceback" not in body["detail"]
     return body
 

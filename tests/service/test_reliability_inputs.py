@@ -72,7 +72,7 @@ def check(response: Any, kind: str) -> None:
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/json", response.headers
         body = response.json()
-        assert set(body) == {"error", "detail"}, body
+        assert set(body) == {"error", "detail", "request_id"}, body
         assert isinstance(body["error"], str) and isinstance(body["detail"], str) and body["detail"]
 
 
