@@ -343,5 +343,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 if __name__ == "__main__":
     result = main()
     flat = {k: v for k, v in result.items() if k != "rows"}
-    flat.update({f"{k}_mean": v["mean"] for k, v in result.get("rows", {}).items()})
+    rows = result.get("rows", {})
+    if isinstance(rows, dict):  # the tables; --curve's rows are a list, kept in the results file only
+        flat.update({f"{k}_mean": v["mean"] for k, v in rows.items()})
     sys.stdout.write(json.dumps(flat) + "\n")
