@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +148,20 @@ def test_encode_and_reconstruct_report_the_log_density(fitted: TestClient, plain
     assert "log_density" not in plain.post("/encode", files=image).json()
     metrics = fitted.get("/metrics").text
     assert 'vaegan_input_typicality_count{model="fitted"} 2.0' in metrics
+
+
+def test_a_bad_prior_file_keeps_the_model_out_of_service_naming_it(models: Path, tmp_path: Path) -> None:
+    """A prior.npz that passes its checksum but not validation (weights not summing to 1): 503 naming the file."""
+    folder = Path(shutil.copytree(models / "fitted", tmp_path / "fitted"))
+    version = next(p for p in folder.iterdir() if p.is_dir())
+    arrays = {**PRIOR.arrays(), "weights": PRIOR.arrays()["weights"] * 2}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (version / "prior.npz").write_bytes(buffer.getvalue())
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["files"]["prior.npz"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    app = create_app(settings_for(tmp_path, model_name="fitted"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503 and "prior.npz" in r.json()["detail"] and "sum to 1" in r.json()["detail"]
