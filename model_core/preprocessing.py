@@ -4,10 +4,11 @@ The trainer applies it to its datasets and writes the record into the checkpoint
 the service applies the same record to uploads. Both import this module, so there is one pipeline.
 It needs numpy and Pillow only: the service image has no torch. The steps, in order:
 
-1. channels: any Pillow mode to "L" (1) or "RGB" (3); 16-bit and float modes scaled to 8 bits,
-   alpha composited on black (the background, -1 in model units).
+1. channels: any Pillow mode to "L" (1) or "RGB" (3); 16-bit and float modes scaled to 8 bits
+   (band by band), alpha composited on black (the background, -1 in model units).
 2. crop (top, left, h, w), only when the image is exactly ``crop_source`` (H, W).
-3. blur: a Gaussian of ``blur_sigma`` (separable, radius ceil(4 sigma), symmetric edges).
+3. blur: a Gaussian of ``blur_sigma`` (separable, radius ceil(4 sigma), symmetric edges), after a
+   box reduction of an image over 4x the size the blur was made for.
 4. fit: resize to ``fit`` (h, w) with ``resize_filter``.
 5. invert: u8 -> 255 - u8 of the content, when ``invert`` is set.
 6. pad (top, bottom, left, right) with the background 0.
@@ -30,14 +31,29 @@ RESIZE_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
 }
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+BAND = 256  # rows converted at a time from 16-bit and float modes
+# Before the blur (float64, full size) an image is box-reduced to at most this many times the size
+# the blur was made for (the crop, or the fit): a huge upload is not blurred at full resolution.
+BLUR_INPUT_SCALE = 4
+
+
+def to_u8(img: Image.Image, scale: float) -> Image.Image:
+    """An "I", "I;16" or "F" image as "L": round(value * scale) clipped to 0..255.
+
+    Band by band (BAND rows): the float64 arithmetic never holds more than a band, so a 4096x4096
+    16-bit upload costs its 8-bit result (16 MiB) rather than a full-size float64 copy (128 MiB).
+    """
+    out = np.empty((img.height, img.width), np.uint8)
+    for top in range(0, img.height, BAND):
+        band = np.asarray(img.crop((0, top, img.width, min(top + BAND, img.height))), dtype=np.float64)
+        out[top : top + len(band)] = np.clip(np.round(band * scale), 0, 255)
+    return Image.fromarray(out, "L")
 
 
 def to_channels(img: Image.Image, channels: int) -> Image.Image:
     """Any Pillow mode to "L" (1 channel) or "RGB" (3), 8 bits per channel, alpha on black."""
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        scale = 1.0 if img.mode == "F" else 255.0 / 65535.0  # 16-bit samples to 8 bits
-        values = np.clip(np.round(np.asarray(img, dtype=np.float64) * scale), 0, 255)
-        img = Image.fromarray(values.astype(np.uint8), "L")
+        img = to_u8(img, 1.0 if img.mode == "F" else 255.0 / 65535.0)  # 16-bit samples to 8 bits
     if img.mode == "P":
         img = img.convert("RGBA")  # keeps the palette's transparency
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
@@ -78,6 +94,18 @@ def crop(img: Image.Image, spec: Preprocessing) -> Image.Image:
     return img.crop((left, top, left + w, top + h))
 
 
+def shrink_for_blur(img: Image.Image, spec: Preprocessing) -> Image.Image:
+    """``img`` box-reduced by an integer factor when it is over BLUR_INPUT_SCALE times the blur's intended size.
+
+    The blur exists to anti-alias the resize to ``fit`` (the paper's CelebA crop is blurred, then
+    resized to 64x64); an image several times larger than the crop it was made for loses nothing to
+    a box reduction first, and the float64 blur then works on a bounded image.
+    """
+    intended_h, intended_w = (spec.crop[2], spec.crop[3]) if spec.crop is not None else spec.fit
+    factor = min(img.height // (BLUR_INPUT_SCALE * intended_h), img.width // (BLUR_INPUT_SCALE * intended_w))
+    return img.reduce(factor) if factor > 1 else img
+
+
 def blur(img: Image.Image, sigma: float) -> Image.Image:
     """``gaussian_blur`` of an "L" or "RGB" image."""
     blurred = gaussian_blur(np.asarray(img).reshape(img.height, img.width, -1), sigma)  # (H, W, C)
@@ -114,7 +142,7 @@ def preprocess_u8(img: Image.Image, spec: Preprocessing) -> np.ndarray:
     img = to_channels(img, spec.channels)
     img = crop(img, spec)
     if spec.blur_sigma:
-        img = blur(img, spec.blur_sigma)
+        img = blur(shrink_for_blur(img, spec), spec.blur_sigma)
     pixels = fit(img, spec.fit, spec.resize_filter)  # (C, h, w)
     if spec.invert:
         pixels = 255 - pixels  # before the padding: the background stays background

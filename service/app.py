@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ JSON (base64 PNGs and latents) with `Accept: application/json`. See docs/api.md.
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load, verify and warm up the model before serving; drain and release it on shutdown."""
     manager: ModelManager = app.state.models
+    # Uploads over VAEGAN_INLINE_PIXELS are decoded in threads, this many at once (bounded memory).
+    app.state.large_decodes = asyncio.Semaphore(app.state.settings.max_large_decodes)
     await manager.start()
     if not manager.ready:
         log.error("serving without a model: %s", manager.reason)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # a thread). At 256x256 the loop is held ~0.85 ms by an upload, ~0.2 ms by an output
     # (docs/benchmarks.md, "Serving").
     inline_pixels: int = Field(default=256 * 256, ge=0)
+    # Uploads over inline_pixels decoded at once (others wait their turn): a 4096x4096 16-bit PNG
+    # holds ~50 MiB while it is decoded, so memory stays bounded whatever arrives (docs/security.md).
+    max_large_decodes: int = Field(default=2, ge=1, le=64)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
     playground: bool = True  # the page at / and /playground (service/static/); False: 404, API only
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from model_core.bundle import Preprocessing
-from service.errors import InvalidParameter, UnsupportedMediaType, validation_text
+from service.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType, validation_text
 from service.imaging import MEDIA_TYPES, finish_input, probe
 from service.settings import Settings
 
@@ -62,11 +62,21 @@ async def _read_multipart(request: Request, fields: tuple[str, ...]) -> list[byt
         await form.close()
 
 
-async def read_json(request: Request, model: type[Model]) -> Model:
-    """The body parsed as ``model``; 415 unless it is JSON, 422 with pydantic's reasons if invalid."""
+async def read_json(request: Request, model: type[Model], max_bytes: int) -> Model:
+    """The body parsed as ``model``; 415 unless it is JSON, 413 over ``max_bytes``, 422 with pydantic's reasons.
+
+    ``max_bytes`` is what the largest valid body can take (the route computes it from its limits):
+    parsing builds a Python float per number, ~15x the body's size in memory, so a body over it is
+    refused from its Content-Length, or once read, before any parsing.
+    """
     if media_type(request) != JSON:
         raise UnsupportedMediaType(f"Content-Type {media_type(request) or '(none)'!r}; send {JSON}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the body is {declared} bytes; this route takes at most {max_bytes}")
     body = await request.body()
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"the body is {len(body)} bytes; this route takes at most {max_bytes}")
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -87,5 +97,15 @@ async def image_rows(request: Request, spec: Preprocessing, settings: Settings, 
         if img.width * img.height <= settings.inline_pixels:
             rows.append(finish_input(img, spec))
         else:
-            rows.append(await run_in_threadpool(finish_input, img, spec))
+            async with request.app.state.large_decodes:  # VAEGAN_MAX_LARGE_DECODES at once: bounded memory
+                rows.append(await run_in_threadpool(finish_input, img, spec))
     return np.stack(rows)
+
+
+def json_body_limit(rows: int, latent_dim: int) -> int:
+    """The most bytes a JSON body of ``rows`` latents of ``latent_dim`` numbers (and labels) needs.
+
+    32 characters a number (``-1.2345678901234567e-05, `` is 25), 96 a row for brackets and a
+    label, 1 KiB for the rest: generous for any valid body, tiny beside what parsing a larger one costs.
+    """
+    return 1024 + rows * (latent_dim * 32 + 96)

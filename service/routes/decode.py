@@ -14,7 +14,7 @@ from service.errors import InvalidParameter
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
 from service.schemas import MAX_LATENT_ROWS, DecodeRequest, LatentRow
 from service.settings import Settings
-from service.uploads import JSON, read_json
+from service.uploads import JSON, json_body_limit, read_json
 
 
 def latent_matrix(rows: list[list[float]], latent_dim: int, max_rows: int) -> np.ndarray:
@@ -66,8 +66,10 @@ def build_router(settings: Settings) -> APIRouter:
     ) -> Response:
         """Decode ``{"z": [[...], ...]}`` to a PNG grid (or JSON); a conditional model also needs
         ``"labels"``: one class (name or index) for every row, or one per row."""
-        # Parsed with the widest bound, so that too many rows get the message naming the setting.
-        body = await read_json(request, DecodeRequest)
+        # Parsed with the widest row bound, so that too many rows get the message naming the setting;
+        # the bytes are bounded by what VAEGAN_MAX_SAMPLES rows (and one more) can take.
+        limit = json_body_limit(settings.max_samples + 1, runtime.manifest.latent_dim)
+        body = await read_json(request, DecodeRequest, limit)
         z = latent_matrix(body.z, runtime.manifest.latent_dim, settings.max_samples)
         check_output(runtime, settings, len(z), options)
         images = await runtime.decode(z, row_labels(runtime.classes, body.labels, len(z)))

@@ -12,7 +12,7 @@ from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.responses import OutputOptions, check_output, image_input, image_response, output_options, responses
 from service.routes.decode import latent_matrix
 from service.schemas import InterpolateLatents
-from service.uploads import JSON, image_rows, media_type, read_json
+from service.uploads import JSON, image_rows, json_body_limit, media_type, read_json
 
 router = APIRouter(tags=["generate"])
 MAX_STEPS = 64
@@ -42,7 +42,7 @@ async def interpolate(
     classes = runtime.classes
     classes.network_labels(label, 1)  # 422 before reading the body when the label is missing or stray
     if media_type(request) == JSON:
-        ends = await read_json(request, InterpolateLatents)
+        ends = await read_json(request, InterpolateLatents, json_body_limit(2, runtime.manifest.latent_dim))
         pair = latent_matrix([ends.a, ends.b], runtime.manifest.latent_dim, 2)  # (2, Z)
     else:
         x = await image_rows(request, runtime.manifest.preprocessing, settings, ("a", "b"))

@@ -27,6 +27,7 @@ LIMITS = (
     "max_pixels",
     "max_output_pixels",
     "max_samples",
+    "max_large_decodes",
     "max_batch",
     "max_queue",
     "max_wait_ms",
