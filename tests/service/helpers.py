@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 MNIST32_PREPROCESSING = {
     "channels": 1,
@@ -48,6 +53,47 @@ def export_mnist32(models_dir: Path, version: str, seed: int, update_latest: boo
         version=version,
         update_latest=update_latest,
     )
+
+
+DIGITS = tuple(str(d) for d in range(10))
+
+
+def export_digits(
+    models_dir: Path, name: str, conditional: bool, means: np.ndarray | None, prior: tuple[Any, Any] | None = None
+) -> Path:
+    """A random-weight mnist32 bundle (seed 3): conditional (10 digits) or not, with class means or not,
+    with a fitted prior (LatentPrior, PriorInfo) or not."""
+    import torch
+
+    from model_core.config import PRESETS
+    from model_core.export import export_bundle
+    from model_core.vaegan import VAEGAN
+
+    torch.manual_seed(3)
+    config = replace(PRESETS["mnist32"], num_classes=10) if conditional else PRESETS["mnist32"]
+    return export_bundle(
+        VAEGAN(config).eval(),
+        models_dir,
+        name,
+        preset="mnist32",
+        dataset="embedded-mnist",
+        preprocessing=MNIST32_PREPROCESSING,
+        training={"epochs": 1, "steps": 1, "seed": 3, "mode": "vaegan", "gamma": 0.1},
+        class_names=DIGITS if conditional or means is not None else (),
+        class_means=means,
+        prior=prior,
+    )
+
+
+def serve(models_dir: Path, name: str) -> Iterator[TestClient]:
+    """A client of the app serving ``models_dir/name`` (for a module fixture: ``yield from serve(...)``)."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    app = create_app(settings_for(models_dir, model_name=name, max_wait_ms=1.0))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
 
 
 def settings_for(models_dir: Path, **overrides: Any) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,52 +13,19 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from service import latents
-from service.app import create_app
-from tests.service.helpers import MNIST32_PREPROCESSING, image_bytes, settings_for
+from tests.service.helpers import DIGITS, export_digits, image_bytes, serve
 
-DIGITS = tuple(str(d) for d in range(10))
 JSON = {"Accept": "application/json"}
-
-
-def export(models_dir: Path, name: str, conditional: bool, means: np.ndarray | None) -> Path:
-    """A random-weight mnist32 bundle: conditional (10 digits) or not, with class means or not."""
-    import torch
-
-    from model_core.config import PRESETS
-    from model_core.export import export_bundle
-    from model_core.vaegan import VAEGAN
-
-    torch.manual_seed(3)
-    config = replace(PRESETS["mnist32"], num_classes=10) if conditional else PRESETS["mnist32"]
-    return export_bundle(
-        VAEGAN(config).eval(),
-        models_dir,
-        name,
-        preset="mnist32",
-        dataset="embedded-mnist",
-        preprocessing=MNIST32_PREPROCESSING,
-        training={"epochs": 1, "steps": 1, "seed": 3, "mode": "vaegan", "gamma": 0.1},
-        class_names=DIGITS if conditional or means is not None else (),
-        class_means=means,
-    )
-
-
 MEANS = np.random.default_rng(0).normal(size=(10, 32)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models_dir = tmp_path_factory.mktemp("class-models")
-    export(models_dir, "cond", conditional=True, means=np.zeros((10, 32), np.float32))
-    export(models_dir, "means", conditional=False, means=MEANS)
-    export(models_dir, "plain", conditional=False, means=None)
+    export_digits(models_dir, "cond", conditional=True, means=np.zeros((10, 32), np.float32))
+    export_digits(models_dir, "means", conditional=False, means=MEANS)
+    export_digits(models_dir, "plain", conditional=False, means=None)
     return models_dir
-
-
-def serve(models: Path, name: str) -> Iterator[TestClient]:
-    app = create_app(settings_for(models, model_name=name, max_wait_ms=1.0))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

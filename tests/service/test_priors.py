@@ -16,49 +16,19 @@ from prior_fixtures import info_of, random_prior
 
 from service import latents
 from service.app import create_app
-from tests.service.helpers import MNIST32_PREPROCESSING, image_bytes, settings_for
+from tests.service.helpers import export_digits, image_bytes, serve, settings_for
 
-DIGITS = tuple(str(d) for d in range(10))
 JSON = {"Accept": "application/json"}
 PRIOR = random_prior(32, seed=4, m=3, classes=10, mk=2)
 MEANS = np.random.default_rng(0).normal(size=(10, 32)).astype(np.float32)
 
 
-def export(models_dir: Path, name: str, with_prior: bool) -> Path:
-    """A random-weight unconditional mnist32 bundle with class means, with PRIOR or without a prior."""
-    import torch
-
-    from model_core.config import PRESETS
-    from model_core.export import export_bundle
-    from model_core.vaegan import VAEGAN
-
-    torch.manual_seed(3)
-    return export_bundle(
-        VAEGAN(PRESETS["mnist32"]).eval(),
-        models_dir,
-        name,
-        preset="mnist32",
-        dataset="embedded-mnist",
-        preprocessing=MNIST32_PREPROCESSING,
-        training={"epochs": 1, "steps": 1, "seed": 3, "mode": "vaegan", "gamma": 0.1},
-        class_names=DIGITS,
-        class_means=MEANS,
-        prior=(PRIOR, info_of(PRIOR)) if with_prior else None,
-    )
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models_dir = tmp_path_factory.mktemp("prior-models")
-    export(models_dir, "fitted", with_prior=True)
-    export(models_dir, "plain", with_prior=False)
+    export_digits(models_dir, "fitted", conditional=False, means=MEANS, prior=(PRIOR, info_of(PRIOR)))
+    export_digits(models_dir, "plain", conditional=False, means=MEANS)
     return models_dir
-
-
-def serve(models: Path, name: str) -> Iterator[TestClient]:
-    app = create_app(settings_for(models, model_name=name, max_wait_ms=1.0))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
