@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
 from service.lifecycle import ModelManager
 from service.metrics import Metrics
@@ -79,7 +80,15 @@ def _latent_rows(schema: dict[str, Any]) -> list[dict[str, Any]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app for ``settings`` (default: the environment); nothing is loaded until its lifespan runs."""
     settings = settings or get_settings()
-    app = FastAPI(title="vaegan", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="vaegan",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,  # VAEGAN_DOCS=false: no /docs, /redoc, /openapi.json
+        redoc_url="/redoc" if settings.docs else None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
     app.state.settings = settings
     app.state.metrics = Metrics(max_batch=settings.max_batch)
     app.state.models = ModelManager(settings, app.state.metrics)
@@ -93,12 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Outermost last: metrics see every answer, the body limit applies before any route reads.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.keys())  # before the body is read; preflights pass
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "X-API-Key"],
             expose_headers=["X-Seed", "X-Model-Version", "X-Prior", "X-Label-Method", "X-Request-ID", "Retry-After"],
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -74,7 +74,13 @@ class Overloaded(ServiceError):
     status_code, code = 503, "overloaded"
 
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 _DESCRIPTIONS = {
     400: "The image cannot be decoded, or the body is malformed",
     404: "Not found",

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model_core.bundle import LATEST, BundleError, validate_name
 
+MIN_KEY_LENGTH = 16  # a shorter key is guessable; `openssl rand -hex 32` makes a good one
+
 
 class Settings(BaseSettings):
     """Everything ``vaegan-serve`` can be told; ``VAEGAN_<FIELD>`` sets each field."""
@@ -61,6 +63,12 @@ class Settings(BaseSettings):
     max_large_decodes: int = Field(default=2, ge=1, le=64)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: CORS off
     playground: bool = True  # the page at / and /playground (service/static/); False: 404, API only
+    docs: bool = True  # /docs and /openapi.json; False: 404 (an API reference is also in docs/api.md)
+    # Keys (docs/security.md): set, every route but health and the playground's static page needs one,
+    # as "Authorization: Bearer KEY" or "X-API-Key: KEY". A comma list, and/or a file of one key a line
+    # (a Kubernetes Secret mounted as a file). Neither: no keys, every route open as before.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    api_keys_file: Path | None = None
 
     # Process. uvicorn's "auto" picks httptools and uvloop, which the serve extras install (about
     # 1 ms less CPU per request than h11 on asyncio's loop, docs/benchmarks.md); h11 and asyncio
@@ -91,6 +99,32 @@ class Settings(BaseSettings):
             return validate_name(value, "version")
         except BundleError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):  # "key-a, key-b"
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: list[str]) -> list[str]:
+        short = [key for key in value if len(key) < MIN_KEY_LENGTH]
+        if short:
+            raise ValueError(f"{len(short)} API key(s) shorter than {MIN_KEY_LENGTH} characters")
+        return value
+
+    def keys(self) -> list[str]:
+        """Every accepted API key: VAEGAN_API_KEYS and the lines of VAEGAN_API_KEYS_FILE (read now)."""
+        keys = list(self.api_keys)
+        if self.api_keys_file is not None:
+            lines = self.api_keys_file.read_text().splitlines()
+            keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        short = [key for key in keys if len(key) < MIN_KEY_LENGTH]
+        if short:
+            raise ValueError(f"{self.api_keys_file}: {len(short)} key(s) shorter than {MIN_KEY_LENGTH} characters")
+        return keys
 
     @field_validator("cors_origins", mode="before")
     @classmethod
