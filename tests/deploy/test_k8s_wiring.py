@@ -278,6 +278,28 @@ def test_every_pod_runs_as_the_image_user_locked_down(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_pod_mounts_a_service_account_token(overlay: str) -> None:
+    for doc in workloads(render(overlay)):
+        for label, pod in pod_specs(doc):
+            assert pod["automountServiceAccountToken"] is False, label
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_service_takes_requests_on_its_port_and_sends_none(overlay: str) -> None:
+    """docs/security.md: ingress to the service port from the namespace, a gateway or Prometheus; no egress."""
+    docs = render(overlay)
+    policy = one(docs, "NetworkPolicy", "vaegan-service")["spec"]
+    deployment = one(docs, "Deployment", "vaegan-service")
+    assert policy["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["egress"] == []
+    (rule,) = policy["ingress"]
+    ports = {p["name"] for p in the_container(service_pod(docs))["ports"]}
+    assert [p["port"] for p in rule["ports"]] == ["http"] and "http" in ports
+    sources = [next(iter(source)) for source in rule["from"]]
+    assert sources == ["podSelector", "namespaceSelector", "namespaceSelector"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_gpus_exactly_in_the_gpu_overlays(overlay: str) -> None:
     docs = render(overlay)
     pods = [("service", service_pod(docs)), *trainer_pods(docs)]

@@ -124,12 +124,17 @@ def merge(base: Any, override: Any, key: str = "") -> Any:
     return override
 
 
-def config(files: list[Path], env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """What `docker compose -f A -f B config` resolves: the files merged in order, then interpolated."""
+# What a deployer must set (docker-compose.yml has no default for it); config() supplies it unless told not to.
+REQUIRED_ENV = {"VAEGAN_GRAFANA_PASSWORD": "a-deployers-password"}
+
+
+def config(files: list[Path], env: Mapping[str, str] | None = None, required: bool = True) -> dict[str, Any]:
+    """What `docker compose -f A -f B config` resolves: the files merged in order, then interpolated
+    (with REQUIRED_ENV unless ``required`` is False)."""
     merged: dict[str, Any] = {}
     for path in files:
         merged = merge(merged, load(path))
-    return interpolate(merged, env or {})
+    return interpolate(merged, {**(REQUIRED_ENV if required else {}), **(env or {})})
 
 
 def volume_mounts(service: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:

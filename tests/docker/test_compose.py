@@ -155,7 +155,7 @@ def test_service_image_command_port_gpu_and_restart(gpu: dict[str, Any]) -> None
     command = service["command"]
     assert command[0] == "vaegan-serve"
     assert flag(command, "--host") == "0.0.0.0"
-    assert service["ports"] == [f"8000:{flag(command, '--port')}"]
+    assert service["ports"] == [f"127.0.0.1:8000:{flag(command, '--port')}"]
     [device] = gpu_reservations(service)
     assert device["driver"] == "nvidia"
     assert "gpu" in device["capabilities"]
@@ -174,7 +174,29 @@ def test_service_healthcheck_asks_readyz_without_curl(gpu: dict[str, Any]) -> No
 
 def test_host_port_comes_from_the_environment() -> None:
     services = config([COMPOSE], {"VAEGAN_PORT": "18000"})["services"]
-    assert services["service"]["ports"] == ["18000:8000"]
+    assert services["service"]["ports"] == ["127.0.0.1:18000:8000"]
+
+
+def test_ports_are_published_on_the_loopback_unless_told_otherwise(gpu: dict[str, Any]) -> None:
+    for name in ("service", "prometheus", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in gpu["services"][name]["ports"]), name
+    opened = config([COMPOSE], {"VAEGAN_BIND": "0.0.0.0"})["services"]["service"]["ports"]
+    assert opened == ["0.0.0.0:8000:8000"]
+
+
+def test_the_service_container_is_locked_down(gpu: dict[str, Any], cpu: dict[str, Any]) -> None:
+    """As its Kubernetes pod: read-only root, /tmp a tmpfs, no capabilities, no privilege escalation."""
+    for variant in (gpu, cpu):
+        service = variant["services"]["service"]
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
+        assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_grafana_needs_its_admin_password() -> None:
+    with pytest.raises(KeyError, match="VAEGAN_GRAFANA_PASSWORD"):
+        config([COMPOSE], required=False)
+    grafana = config([COMPOSE], {"VAEGAN_GRAFANA_PASSWORD": "s3cret-enough"})["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "s3cret-enough"
 
 
 # --- prometheus and grafana ----------------------------------------------------------------------
@@ -184,7 +206,7 @@ def test_prometheus_starts_once_the_service_is_healthy(gpu: dict[str, Any]) -> N
     prometheus = gpu["services"]["prometheus"]
     assert prometheus["image"].startswith("prom/prometheus:v")
     assert prometheus["depends_on"] == {"service": {"condition": "service_healthy"}}
-    assert prometheus["ports"] == ["9090:9090"]
+    assert prometheus["ports"] == ["127.0.0.1:9090:9090"]
     mounts = volume_mounts(prometheus)
     assert mounts["/etc/prometheus/prometheus.yml"] == ("./docker/prometheus.yml", True)
 
