@@ -66,6 +66,10 @@ class InvalidParameter(ServiceError):
     status_code, code = 422, "invalid_parameter"
 
 
+class InferenceTimeout(ServiceError):
+    status_code, code = 504, "inference_timeout"
+
+
 class NotReady(ServiceError):
     status_code, code = 503, "not_ready"
 
@@ -88,6 +92,7 @@ _DESCRIPTIONS = {
     415: "Unsupported media type",
     422: "Invalid parameters",
     503: "No model is ready, the service is shutting down, or the queue is full (see Retry-After)",
+    504: "The model did not answer within VAEGAN_INFERENCE_TIMEOUT_S",
 }
 
 

@@ -39,13 +39,15 @@ class ModelManager:
 
     @property
     def ready(self) -> bool:
-        return self.current is not None and not self.draining
+        return self.current is not None and not self.draining and not self.current.stalled
 
     @property
     def reason(self) -> str:
         """Why the service is not ready ("" when it is)."""
         if self.draining:
             return "shutting down: no new work should be sent here"
+        if self.current is not None and self.current.stalled:
+            return f"inference is stalled: {self.current.timeouts} calls in a row missed VAEGAN_INFERENCE_TIMEOUT_S"
         return "" if self.current is not None else self._problem
 
     async def start(self) -> None:

@@ -77,6 +77,10 @@ class Metrics:
         self.rejected = Counter(
             "vaegan_queue_rejections", "Requests refused because the queue was full", ("network",), registry=r
         )
+        self.inference_timeouts = Counter(
+            "vaegan_inference_timeouts", "Inference calls that missed VAEGAN_INFERENCE_TIMEOUT_S (504)", ("network",),
+            registry=r,
+        )  # fmt: skip
         # Model.
         self.model_info = Gauge(
             "vaegan_model_info", "The model being served (value 1)", ("name", "version", "provider"), registry=r
@@ -100,6 +104,7 @@ class Metrics:
             self.queue_depth.labels(network)
             self.batch_size.labels(network)
             self.inference_latency.labels(network)
+            self.inference_timeouts.labels(network)
         self.queue_depth.labels(AUTOENCODER)
         for result in ("success", "failure"):
             self.reloads.labels(result)

@@ -24,6 +24,7 @@ import onnxruntime as ort
 from model_core.bundle import Bundle, BundleError, Manifest, load_bundle
 from service.batching import DirectRunner, MicroBatcher, Outputs, RunFn, Runner
 from service.classes import Classes
+from service.errors import InferenceTimeout
 from service.imaging import check_preprocessing
 from service.metrics import AUTOENCODER, Metrics
 from service.priors import Priors
@@ -113,6 +114,8 @@ class ModelRuntime:
         metrics: Metrics,
     ) -> None:
         self.bundle, self.manifest = bundle, bundle.manifest
+        self.settings, self.metrics = settings, metrics
+        self.timeouts = 0  # inference calls in a row that missed their deadline
         self.classes = Classes.of(bundle)
         self.priors = Priors.of(bundle, self.classes)
         self.networks, self.provider, self.session_options = networks, provider, options
@@ -186,7 +189,24 @@ class ModelRuntime:
 
     # Inference (async; every call is batched with concurrent ones).
     async def _run(self, network: str, rows: np.ndarray) -> Outputs:
-        return await self.runners[network](rows.astype(np.float32, copy=False))
+        """The network's outputs for ``rows``; 504 past VAEGAN_INFERENCE_TIMEOUT_S (the call itself runs on)."""
+        call = self.runners[network](rows.astype(np.float32, copy=False))
+        deadline = self.settings.inference_timeout_s
+        if not deadline:
+            return await call
+        try:
+            outputs = await asyncio.wait_for(call, deadline)
+        except TimeoutError:
+            self.timeouts += 1
+            self.metrics.inference_timeouts.labels(network).inc()
+            raise InferenceTimeout(f"{network}: no answer within {deadline:g} s (VAEGAN_INFERENCE_TIMEOUT_S)") from None
+        self.timeouts = 0
+        return outputs
+
+    @property
+    def stalled(self) -> bool:
+        """VAEGAN_STALLED_AFTER inference calls in a row timed out: the runtime is stuck (not ready)."""
+        return self.timeouts >= self.settings.stalled_after
 
     async def _run_labelled(self, network: str, rows: np.ndarray, labels: np.ndarray | None) -> Outputs:
         """A conditional network's rows with their one-hot labels (N, K) appended (see ``Network``)."""

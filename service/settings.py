@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, gt=0.0)  # in-flight requests get this long after SIGTERM
     shutdown_delay_s: float = Field(default=0.0, ge=0.0)  # /readyz is 503 this long before the listener closes
     retry_after_s: int = Field(default=1, ge=1)  # Retry-After of 503 answers
+    # An ONNX Runtime call that hangs: its request answers 504 after this long (0: no deadline), and
+    # after stalled_after such timeouts in a row /readyz answers 503, so an orchestrator replaces the pod.
+    inference_timeout_s: float = Field(default=30.0, ge=0.0)
+    stalled_after: int = Field(default=3, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # text: "time level logger [request id] message"; json: one JSON object per line (service/requestlog.py).
     log_format: Literal["text", "json"] = "text"
