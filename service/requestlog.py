@@ -37,7 +37,11 @@ def accepted_id(value: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Give every HTTP request an id (echoed as X-Request-ID) and write its access line when it ends."""
+    """Give every HTTP request an id (echoed as X-Request-ID) and write its access line when it ends.
+
+    Every answer also carries ``X-Content-Type-Options: nosniff``: a browser never reads a JSON or
+    PNG answer as something else (the playground's files already had it, docs/security.md).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -56,7 +60,10 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                extra = [(b"x-request-id", rid.encode())]
+                if not any(name.lower() == b"x-content-type-options" for name, _ in message["headers"]):
+                    extra.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = [*message["headers"], *extra]
                 answered = Headers(raw=message["headers"])
             await send(message)
 

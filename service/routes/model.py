@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from fastapi import APIRouter
 
 from service.dependencies import RuntimeDep, SettingsDep
@@ -11,11 +13,21 @@ from service.schemas import ModelOut, PriorOut
 router = APIRouter(tags=["model"])
 
 
+def public_dataset(dataset: str) -> str:
+    """The manifest's dataset without the trainer's file system: "folder:/home/x/cats" -> "folder:cats"."""
+    kind, sep, path = dataset.partition(":")
+    if not sep or not path:
+        return dataset
+    return f"{kind}:{PurePosixPath(path.replace(chr(92), '/')).name or path}"
+
+
 @router.get("/model", response_model=ModelOut, responses=error_responses(503))
 async def model(runtime: RuntimeDep, settings: SettingsDep) -> ModelOut:
     """The manifest of the bundle being served and how it runs."""
+    manifest = runtime.manifest.model_dump(mode="json", by_alias=True)
+    manifest["dataset"] = public_dataset(manifest["dataset"])
     return ModelOut(
-        manifest=runtime.manifest.model_dump(mode="json", by_alias=True),
+        manifest=manifest,
         provider=runtime.provider,
         session_options=runtime.session_options,
         loaded_at=runtime.loaded_at,

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.requestlog import JsonFormatter, RequestIdFilter, TextFormatter, accepted_id
+from service.routes.model import public_dataset
 from tests.service.live_server import LiveServer
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -105,3 +106,18 @@ def test_a_live_server_logs_one_json_object_per_line(bundles: Path, tmp_path: Pa
     access = [e for e in entries if e["logger"] == "service.access" and e["request_id"] == "live-1"]
     assert [e["route"] for e in access] == ["/sample", "<unmatched>", "/healthz"] and access[0]["seed"] == "3"
     assert any(e["logger"].startswith("uvicorn") for e in entries)
+
+
+def test_every_answer_says_nosniff(client: TestClient) -> None:
+    for response in (client.get("/healthz"), client.get("/nowhere"), client.get("/sample", params={"n": 1})):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/").headers.get_list("X-Content-Type-Options") == ["nosniff"]  # the page's own, once
+
+
+def test_model_shows_the_dataset_without_the_trainers_paths() -> None:
+    assert public_dataset("folder:/home/someone/data/cats") == "folder:cats"
+    assert public_dataset("celeba:C:\\\\data\\\\celeba") == "celeba:celeba"
+    assert (
+        public_dataset("embedded-mnist") == "embedded-mnist"
+        and public_dataset("embedded-mnist:tune") == "embedded-mnist:tune"
+    )
