@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_latent_width(app)
 
     # Outermost last: metrics see every answer, the body limit applies before any route reads.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keys=settings.keys())  # before the body is read; preflights pass
     if settings.cors_origins:
         app.add_middleware(

@@ -54,6 +54,10 @@ class NotFound(ServiceError):
     status_code, code = 404, "not_found"
 
 
+class BodyTimeout(ServiceError):
+    status_code, code = 408, "body_timeout"
+
+
 class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
 

@@ -1,4 +1,4 @@
-"""ASGI middleware: the request body limit (enforced while reading) and the HTTP metrics.
+"""ASGI middleware: the request body's size limit and deadline (enforced while reading) and the HTTP metrics.
 
 Both are plain ASGI callables rather than ``BaseHTTPMiddleware``, so they neither buffer bodies
 nor break streaming and cancellation.
@@ -6,27 +6,31 @@ nor break streaming and cancellation.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import BadRequest, PayloadTooLarge, error_response
+from service.errors import BadRequest, BodyTimeout, PayloadTooLarge, error_response
 from service.metrics import Metrics, route_label
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes``: from Content-Length at once, else as the bytes arrive.
+    """Refuse bodies over ``max_bytes``: from Content-Length at once, else as the bytes arrive; and
+    bodies that have not arrived whole within ``timeout_s`` (0: no deadline).
 
     Starlette reads bodies without a limit; here every ``http.request`` message is counted, and
     the read that crosses the limit raises ``PayloadTooLarge`` (413) inside the route, so an
-    endless chunked upload never sits in memory.
+    endless chunked upload never sits in memory. A body that trickles in or stalls raises
+    ``BodyTimeout`` (408, connection closed) at its deadline, so it cannot hold a connection, a
+    task and a spooled upload file forever (VAEGAN_BODY_TIMEOUT_S, docs/security.md).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 0.0) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,12 +47,27 @@ class BodyLimitMiddleware:
                 response = error_response(problem.status_code, problem.code, problem.detail, {"Connection": "close"})
                 await response(scope, receive, send)
                 return
-        received = 0
+        received, complete = 0, False
+        deadline = time.monotonic() + self.timeout_s
+
+        async def next_message() -> Message:
+            """receive(), within the body's deadline while the body is incomplete (not after: a
+            route may wait for the client to disconnect)."""
+            if complete or not self.timeout_s:
+                return await receive()
+            try:
+                return await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                raise BodyTimeout(
+                    f"the body did not arrive within {self.timeout_s:g} s (VAEGAN_BODY_TIMEOUT_S)",
+                    {"Connection": "close"},
+                ) from None
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            message = await next_message()
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:  # close after the 413, or the server would drain the rest
                     raise PayloadTooLarge(

@@ -33,11 +33,11 @@ def memory_kb(pid: int, field: str = "VmRSS") -> int:
 class LiveServer:
     """``vaegan-serve`` on a free port with ``VAEGAN_*`` settings; ``stop()`` sends SIGTERM."""
 
-    def __init__(self, models_dir: Path, log: Path, **settings: Any) -> None:
+    def __init__(self, models_dir: Path, log: Path, env: dict[str, str] | None = None, **settings: Any) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "VAEGAN_MODELS_DIR": str(models_dir), "VAEGAN_MODEL_NAME": "mnist"}
+        env = {**os.environ, **(env or {}), "VAEGAN_MODELS_DIR": str(models_dir), "VAEGAN_MODEL_NAME": "mnist"}
         env.update({f"VAEGAN_{key.upper()}": str(value) for key, value in settings.items()})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # this checkout
         command = [str(Path(sys.executable).with_name("vaegan-serve")), "--host", "127.0.0.1", "--port", str(self.port)]
