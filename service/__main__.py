@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers propagate to configure_logging's handler (text or JSON)
         access_log=False,  # service.access logs each request by route template, with its id
+        limit_concurrency=settings.max_connections,  # beyond it: 503 (VAEGAN_MAX_CONNECTIONS)
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_s),
         lifespan="on",
         server_header=False,

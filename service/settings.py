@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Request limits.
     max_samples: int = Field(default=64, ge=1, le=1024)  # n of /sample, rows of /decode
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # whole request body, enforced while reading
+    # Open connections (uvicorn's limit_concurrency): a request arriving beyond it is answered 503 at
+    # once (by uvicorn, as plain text), so many idle or slow connections cannot exhaust the process.
+    max_connections: int = Field(default=512, ge=1)
     body_timeout_s: float = Field(default=60.0, ge=0.0)  # a body not whole by then: 408, connection closed (0: none)
     max_pixels: int = Field(default=4096 * 4096, ge=1)  # width x height from the image header, before decoding
     max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)

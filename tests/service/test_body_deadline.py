@@ -67,3 +67,22 @@ def test_stalled_uploads_are_408_at_the_deadline_and_leave_no_files(bundles: Pat
             assert b'"error":"body_timeout"' in answer and waited < DEADLINE_S + 2
         time.sleep(0.5)
         assert spooled(server.pid, spool) == before
+
+
+def test_connections_beyond_the_cap_are_refused(bundles: Path, tmp_path: Path) -> None:
+    """VAEGAN_MAX_CONNECTIONS: with 4 connections open and idle, a fifth's request is answered 503 at once."""
+    with LiveServer(bundles, tmp_path / "serve.log", log_level="warning", max_connections=4) as server:
+        host, port = server.base.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(4)]
+        try:
+            time.sleep(0.3)  # the server has accepted them
+            with socket.create_connection((host, int(port)), timeout=10) as extra:
+                extra.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                assert extra.recv(4096).startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.3)
+        with socket.create_connection((host, int(port)), timeout=10) as again:
+            again.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            assert again.recv(4096).startswith(b"HTTP/1.1 200")
