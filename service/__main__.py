@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 import uvicorn
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from service.app import create_app
@@ -71,7 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"vaegan-serve: invalid settings:\n{exc}\n")
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except (OSError, ValueError) as exc:  # VAEGAN_API_KEYS_FILE unreadable, or holding a short key
+        sys.stderr.write(f"vaegan-serve: invalid settings: {exc}\n")
+        return 2
+    if settings.metrics_port:
+        # /metrics alone on a port of its own, no key: for a Prometheus on a private network while the
+        # API port needs keys (docs/security.md). A daemon thread; it ends with the process.
+        start_http_server(settings.metrics_port, addr=args.host, registry=app.state.metrics.registry)
+        log.info("metrics on %s:%d/metrics", args.host, settings.metrics_port)
     http, loop = http_stack(settings)
     log.info("HTTP parser %s, event loop %s", http, loop)
     config = uvicorn.Config(

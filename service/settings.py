@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     # (a Kubernetes Secret mounted as a file). Neither: no keys, every route open as before.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     api_keys_file: Path | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # also serve /metrics here, without a key
 
     # Process. uvicorn's "auto" picks httptools and uvloop, which the serve extras install (about
     # 1 ms less CPU per request than h11 on asyncio's loop, docs/benchmarks.md); h11 and asyncio

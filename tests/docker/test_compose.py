@@ -211,12 +211,17 @@ def test_prometheus_starts_once_the_service_is_healthy(gpu: dict[str, Any]) -> N
     assert mounts["/etc/prometheus/prometheus.yml"] == ("./docker/prometheus.yml", True)
 
 
-def test_prometheus_scrapes_the_services_metrics(gpu: dict[str, Any]) -> None:
+def test_prometheus_scrapes_the_services_metrics_port(gpu: dict[str, Any]) -> None:
+    """On VAEGAN_METRICS_PORT (no key needed, so scraping works with VAEGAN_API_KEYS set), never published."""
     scrape = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())["scrape_configs"]
-    port = flag(gpu["services"]["service"]["command"], "--port")
+    service = gpu["services"]["service"]
+    port = service["environment"]["VAEGAN_METRICS_PORT"]
     [job] = [job for job in scrape if job["job_name"] == "vaegan"]
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert job["static_configs"] == [{"targets": [f"service:{port}"]}]
+    assert not any(published.endswith(f":{port}") for published in service["ports"])
+    keyed = config([COMPOSE], {"VAEGAN_API_KEYS": "k" * 20})["services"]["service"]["environment"]
+    assert keyed["VAEGAN_API_KEYS"] == "k" * 20 and gpu["services"]["service"]["environment"]["VAEGAN_API_KEYS"] == ""
 
 
 def test_prometheus_config_passes_promtool() -> None:

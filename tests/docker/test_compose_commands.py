@@ -111,7 +111,8 @@ def test_compose_trainer_then_service_commands_work(tmp_path: Path) -> None:
 
     # Serve the bundle from the same volume, on a free port of the loopback instead of 0.0.0.0:8000.
     paths = host_paths(service, volumes)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    service["environment"]["VAEGAN_METRICS_PORT"] = str(metrics_port)  # Prometheus's port, free here
     argv = [on_host(arg, paths) for arg in service["command"]]
     argv[0] = str(BIN / argv[0])
     container_port = argv[argv.index("--port") + 1]
@@ -138,6 +139,8 @@ def test_compose_trainer_then_service_commands_work(tmp_path: Path) -> None:
         check = subprocess.run(healthcheck, capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr
         assert get(f"{base}/healthz")[0] == 200
+        status, _, scraped = get(f"http://127.0.0.1:{metrics_port}/metrics")  # what Prometheus scrapes
+        assert status == 200 and b"vaegan_ready 1.0" in scraped
     finally:
         proc.send_signal(signal.SIGTERM)  # what `docker compose stop` sends
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from service import auth
 from service.app import create_app
 from service.settings import Settings
 from tests.service.helpers import settings_for
+from tests.service.live_server import LiveServer, free_port
 
 KEYS = ["k" * 16 + "-first", "k" * 16 + "-second"]
 OPEN = ["/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/playground", "/static/playground.js"]
@@ -94,3 +97,22 @@ def test_no_keys_no_checks_and_docs_can_be_turned_off(bundles: Path) -> None:
     with TestClient(create_app(settings_for(bundles, docs=False))) as client:
         assert client.get("/model").status_code == 200
         assert client.get("/docs").status_code == 404 and client.get("/openapi.json").status_code == 404
+
+
+def test_a_live_server_with_keys_serves_metrics_on_their_own_port(bundles: Path, tmp_path: Path) -> None:
+    """VAEGAN_METRICS_PORT: Prometheus scrapes there without a key while the API port needs one."""
+    metrics_port = free_port()
+    with LiveServer(bundles, tmp_path / "serve.log", api_keys=KEYS[0], metrics_port=metrics_port) as server:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{server.base}/metrics", timeout=10)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as scraped:
+            assert b"vaegan_ready 1.0" in scraped.read()
+        assert server.stop() == 0
+
+
+def test_a_keys_file_that_cannot_serve_stops_the_start(bundles: Path, tmp_path: Path) -> None:
+    (tmp_path / "keys").write_text("short\n")
+    server = LiveServer(bundles, tmp_path / "serve.log", api_keys_file=tmp_path / "keys")
+    assert server.process.wait(timeout=60) == 2
+    assert "shorter than 16" in server.log_text()
