@@ -80,7 +80,8 @@ def test_probes_ask_real_routes_on_the_served_port(overlay: str, is_get_route: C
     container = the_container(service_pod(render(overlay)))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     command = container["command"]
-    assert ports == {"http": int(command[command.index("--port") + 1])}
+    metrics_port = int(config(render(overlay), "vaegan-service-config")["VAEGAN_METRICS_PORT"])
+    assert ports == {"http": int(command[command.index("--port") + 1]), "metrics": metrics_port}
     probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert {kind: probe["path"] for kind, probe in probes.items()} == {
         "startupProbe": "/healthz",  # answers once the lifespan has verified and loaded the bundle
@@ -121,15 +122,18 @@ def test_service_monitor_and_annotations_reach_the_pods(overlay: str, is_get_rou
     service = one(docs, "Service", "vaegan-service")
     assert service["spec"]["selector"].items() <= labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["targetPort"] in ports
+    service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert all(p["targetPort"] in ports for p in service_ports.values())
     monitor = one(docs, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] == port["name"] and is_get_route(endpoint["path"])
+    assert endpoint["port"] == "metrics" and is_get_route(endpoint["path"])
+    # The metrics port is VAEGAN_METRICS_PORT, where /metrics needs no key (docs/security.md).
+    metrics_port = ports[service_ports["metrics"]["targetPort"]]
+    assert int(config(docs, "vaegan-service-config")["VAEGAN_METRICS_PORT"]) == metrics_port
     scrape = template["metadata"]["annotations"]
     assert scrape["prometheus.io/scrape"] == "true"
-    assert int(scrape["prometheus.io/port"]) == ports[port["targetPort"]]
+    assert int(scrape["prometheus.io/port"]) == metrics_port
     assert scrape["prometheus.io/path"] == endpoint["path"]
 
 
@@ -292,11 +296,13 @@ def test_the_service_takes_requests_on_its_port_and_sends_none(overlay: str) -> 
     deployment = one(docs, "Deployment", "vaegan-service")
     assert policy["podSelector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert set(policy["policyTypes"]) == {"Ingress", "Egress"} and policy["egress"] == []
-    (rule,) = policy["ingress"]
+    api, metrics = policy["ingress"]
     ports = {p["name"] for p in the_container(service_pod(docs))["ports"]}
-    assert [p["port"] for p in rule["ports"]] == ["http"] and "http" in ports
-    sources = [next(iter(source)) for source in rule["from"]]
-    assert sources == ["podSelector", "namespaceSelector", "namespaceSelector"]
+    assert [p["port"] for p in api["ports"]] == ["http"] and "http" in ports
+    assert [next(iter(source)) for source in api["from"]] == ["podSelector", "namespaceSelector", "namespaceSelector"]
+    assert [p["port"] for p in metrics["ports"]] == ["metrics"] and "metrics" in ports
+    (monitoring,) = metrics["from"]  # the keyless metrics port: Prometheus's namespace only
+    assert monitoring["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
