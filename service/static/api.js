@@ -10,6 +10,26 @@ export class ApiError extends Error {
 }
 
 let versionSeen = () => {};
+let unauthorized = () => {};
+
+// A service started with VAEGAN_API_KEYS answers 401 without a key. The person types one in; it
+// is kept in this tab only (sessionStorage: gone when the tab closes) and sent with every call.
+const KEY_STORAGE = "vaegan-api-key";
+let apiKey = sessionStorage.getItem(KEY_STORAGE) ?? "";
+
+export function setApiKey(key) {
+  apiKey = key.trim();
+  if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+export function hasApiKey() {
+  return apiKey !== "";
+}
+
+export function onUnauthorized(callback) {
+  unauthorized = callback;
+}
 
 // Every inference answer names the model version that produced it (X-Model-Version): a hot reload
 // shows up on the first answer after it.
@@ -20,6 +40,7 @@ export function onVersion(callback) {
 export async function call(path, { method = "GET", body, json = false } = {}) {
   const init = { method, headers: {} };
   if (json) init.headers.Accept = "application/json";
+  if (apiKey) init.headers.Authorization = `Bearer ${apiKey}`;
   if (body instanceof FormData) {
     init.body = body; // the browser writes the multipart boundary
   } else if (body !== undefined) {
@@ -34,6 +55,7 @@ export async function call(path, { method = "GET", body, json = false } = {}) {
   }
   const version = response.headers.get("X-Model-Version");
   if (version) versionSeen(version);
+  if (response.status === 401) unauthorized();
   if (!response.ok) throw await refusal(response);
   return response;
 }

@@ -1,6 +1,6 @@
 // The playground: four panels over the public API. Read /readyz and /model first; while the model
 // is not ready, say why and retry; once it is, fill the panels. No framework, no build step.
-import { ApiError, call, form, getJSON, onVersion } from "./api.js";
+import { ApiError, call, form, getJSON, hasApiKey, onUnauthorized, onVersion, setApiKey } from "./api.js";
 import { Pad } from "./pad.js";
 
 const $ = (id) => document.getElementById(id);
@@ -321,6 +321,21 @@ function versionSeen(version) {
   loadModel();
 }
 onVersion(versionSeen);
+
+// --- API key (a service started with VAEGAN_API_KEYS answers 401 without one) ------------------------
+
+onUnauthorized(() => {
+  $("key-form").hidden = false;
+  if (!hasApiKey()) $("api-key").focus();
+});
+$("key-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  setApiKey($("api-key").value);
+  $("key-form").hidden = true;
+  await loadModel();
+  sample();
+  await Promise.all([randomEnd("a"), randomEnd("b")]);
+});
 
 // --- readiness -----------------------------------------------------------------------------------
 

@@ -224,3 +224,22 @@ def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> N
         expect(page.locator("#card-version")).to_have_text("v2")
     finally:
         assert server.stop() == 0
+
+
+def test_a_keyed_service_asks_for_the_key_and_keeps_it_in_the_tab(page: Page, tmp_path: Path) -> None:
+    """VAEGAN_API_KEYS: the page loads, asks for a key on the first 401, then every panel works with it."""
+    key = "playground-key-0123456789"
+    with pretrained_server(tmp_path / "serve.log", api_keys=key) as server:
+        page.set_default_timeout(20_000)
+        page.goto(f"{server.base}/")
+        page.wait_for_selector("#key-form:not([hidden])")
+        assert page.is_hidden("#grid")
+        page.fill("#api-key", key)
+        page.click("#key-form button")
+        page.wait_for_selector("#grid:not([hidden])")
+        page.wait_for_selector("#frame:not([hidden])")
+        assert page.inner_text("#card-version") == pretrained_version() and page.is_hidden("#key-form")
+        assert page.evaluate("sessionStorage.getItem('vaegan-api-key')") == key
+        page.reload()  # the same tab: the key is still there, no question asked
+        page.wait_for_selector("#grid:not([hidden])")
+        assert page.is_hidden("#key-form")
