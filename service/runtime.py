@@ -118,6 +118,7 @@ class ModelRuntime:
         self.timeouts = 0  # inference calls in a row that missed their deadline
         self.classes = Classes.of(bundle)
         self.priors = Priors.of(bundle, self.classes)
+        self.bundle = bundle.model_copy(update={"data": {}})  # everything is loaded: drop the verified bytes
         self.networks, self.provider, self.session_options = networks, provider, options
         self.load_seconds = load_seconds
         self.loaded_at = time.time()
@@ -142,7 +143,7 @@ class ModelRuntime:
         image = (manifest.image.channels, manifest.image.height, manifest.image.width)
         row_shapes = {"encoder": image, "decoder": (manifest.latent_dim,), "discriminator_features": image}
         for name, input_name in INPUTS.items():
-            session = create_session(bundle.file(f"{name}.onnx"), providers, options, settings.provider)
+            session = create_session(bundle.file(f"{name}.onnx"), providers, options, settings.provider, bundle)
             label_width = k if name in ("encoder", "decoder") else 0
             networks[name] = Network(name, session, input_name, metrics, row_shapes[name], label_width)
         _warm_up(networks, bundle.manifest, settings.max_batch if settings.batching_enabled else 1)

@@ -14,7 +14,7 @@ from typing import Any
 import onnxruntime as ort
 from pydantic import ValidationError
 
-from model_core.bundle import Manifest, OrtSessionOptions, first_error
+from model_core.bundle import Bundle, Manifest, OrtSessionOptions, first_error
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,13 @@ def missing_cuda_libraries() -> list[str]:
     return missing
 
 
-def create_session(path: Path, providers: list[str], options: ort.SessionOptions, choice: str) -> ort.InferenceSession:
-    """One session; a silent CPU fallback is an error under VAEGAN_PROVIDER=cuda."""
-    session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+def create_session(
+    path: Path, providers: list[str], options: ort.SessionOptions, choice: str, bundle: Bundle | None = None
+) -> ort.InferenceSession:
+    """One session, from the bundle's verified bytes of ``path`` when given; a silent CPU fallback is an
+    error under VAEGAN_PROVIDER=cuda."""
+    model = bundle.read(path.name) if bundle is not None else str(path)
+    session = ort.InferenceSession(model, sess_options=options, providers=providers)
     if CUDA in providers and CUDA not in session.get_providers():
         missing = missing_cuda_libraries()
         why = f"missing {', '.join(missing)}" if missing else "see onnxruntime's log above"

@@ -30,7 +30,7 @@ BATCH = 500
 
 def encode_onnx(loaded: bundle.Bundle, images: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) (N, Z) of uint8 images through the bundle's encoder.onnx (one-hot labels when conditional)."""
-    session = ort.InferenceSession(str(loaded.file("encoder.onnx")), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(loaded.read("encoder.onnx"), providers=["CPUExecutionProvider"])
     low, high = loaded.manifest.preprocessing.value_range
     k = loaded.manifest.num_classes
     mus, logvars = [], []
@@ -67,7 +67,7 @@ def add_prior(
     mu, logvar = encode_onnx(loaded, data.train, labels)
     classes = len(data.class_names) if labels is not None else 0
     prior, info = fit_prior(mu, labels, classes, manifest.training.seed, variance=np.exp(logvar))
-    contents = {f: loaded.file(f).read_bytes() for f in manifest.files}
+    contents = {f: loaded.read(f) for f in manifest.files}  # the bytes verified, byte for byte
     contents[bundle.PRIOR] = bundle.prior_bytes(prior, manifest.latent_dim, len(prior.classes))
     export = {**manifest.export, "prior_added_to": f"{manifest.name}/{manifest.version}"}
     update: dict[str, object] = {"name": bundle.validate_name(name), "prior": info, "export": export}

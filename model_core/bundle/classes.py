@@ -30,7 +30,7 @@ def read_class_means(loaded: Bundle) -> np.ndarray | None:
         return None
     label = f"bundle {manifest.name}/{manifest.version}"
     try:
-        means = np.load(loaded.file(CLASS_MEANS), allow_pickle=False)
+        means = np.load(io.BytesIO(loaded.read(CLASS_MEANS)), allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise BundleError(f"{label}: {CLASS_MEANS} is no .npy array ({exc})") from None
     shape = (len(manifest.class_names), manifest.latent_dim)

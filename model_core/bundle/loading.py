@@ -40,14 +40,14 @@ def check_signature(
                 )
 
 
-def _onnx_io(file: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Inputs and outputs of an ONNX file, read with onnxruntime (present in every install)."""
+def _onnx_io(label: str, data: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Inputs and outputs of an ONNX model's bytes, read with onnxruntime (present in every install)."""
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for malformed models
-        raise BundleError(f"{file}: onnxruntime cannot load it ({exc})") from None
+        raise BundleError(f"{label}: onnxruntime cannot load it ({exc})") from None
 
     def spec(arg: Any) -> TensorSpec:
         return TensorSpec(name=arg.name, shape=tuple(d if isinstance(d, int) else None for d in arg.shape))
@@ -97,13 +97,13 @@ def load_bundle(path: Path, check_graphs: bool = True) -> Bundle:
     path = Path(path)
     manifest = read_manifest(path)
     check_manifest(manifest)
-    verify_files(path, manifest)
+    data = verify_files(path, manifest)
     if check_graphs:
         label = f"bundle {manifest.name}/{manifest.version}"
         for fname in NETWORK_FILES:
-            inputs, outputs = _onnx_io(path / fname)
+            inputs, outputs = _onnx_io(str(path / fname), data[fname])
             check_signature(label, fname, manifest.signatures[fname], inputs, outputs)
-    return Bundle(path=path, manifest=manifest)
+    return Bundle(path=path, manifest=manifest, data=data)
 
 
 def verify(path: Path) -> Manifest:

@@ -155,7 +155,7 @@ def read_prior(loaded: Bundle) -> LatentPrior | None:
         return None
     label = f"bundle {manifest.name}/{manifest.version}: {PRIOR}"
     try:
-        with np.load(loaded.file(PRIOR), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(loaded.read(PRIOR)), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError) as exc:
         raise BundleError(f"{label} is no .npz archive of arrays ({exc})") from None

@@ -152,13 +152,18 @@ class Manifest(_Frozen):
 
 
 class Bundle(_Frozen):
-    """A verified bundle on disk."""
+    """A verified bundle on disk, with the bytes its checksums were verified on (``data``, by file name)."""
 
     path: Path
     manifest: Manifest
+    data: dict[str, bytes] = Field(default_factory=dict, repr=False, exclude=True)
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def read(self, name: str) -> bytes:
+        """A file's verified bytes (read once, when its checksum was checked); from disk if not kept."""
+        return self.data[name] if name in self.data else self.file(name).read_bytes()
 
 
 def network_signatures(

@@ -192,16 +192,24 @@ def read_manifest(path: Path) -> Manifest:
         raise BundleError(f"{label}: {MANIFEST} field {where!r}: {message}") from None
 
 
-def verify_files(path: Path, manifest: Manifest) -> None:
-    """Every network file is listed, present and matches its sha256."""
+def verify_files(path: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Every network file is listed, present and matches its sha256; returns each file's verified bytes.
+
+    Each file is read once: the bytes hashed are the bytes returned, so whoever loads them (onnxruntime,
+    numpy) loads exactly what was verified, not a file swapped on disk after the check.
+    """
     label = f"bundle {manifest.name}/{manifest.version}"
     for fname in NETWORK_FILES:
         if fname not in manifest.files:
             raise BundleError(f"{label}: {fname} is not listed in {MANIFEST}")
+    verified = {}
     for fname, expected in manifest.files.items():
         file = path / validate_name(fname, "file name")
         if not file.is_file():
             raise BundleError(f"{label}: {fname} is missing")
-        actual = sha256_file(file)
+        data = file.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise BundleError(f"{label}: {fname} has sha256 {actual}, the manifest says {expected}")
+        verified[fname] = data
+    return verified

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -195,3 +196,13 @@ def test_bundle_imports_without_torch() -> None:
     code = "import sys, model_core.bundle; print('torch' in sys.modules, 'model_core.export' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_bytes_verified_are_the_bytes_loaded(copy: Path) -> None:
+    """load_bundle reads each file once: a file swapped on disk after the check is never what is served."""
+    path = copy
+    loaded = bundle.load_bundle(path)
+    original = loaded.read("decoder.onnx")
+    (path / "decoder.onnx").write_bytes(b"swapped after verification")
+    assert loaded.read("decoder.onnx") == original
+    assert hashlib.sha256(original).hexdigest() == loaded.manifest.files["decoder.onnx"]
