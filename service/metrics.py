@@ -81,6 +81,18 @@ class Metrics:
             "vaegan_inference_timeouts", "Inference calls that missed VAEGAN_INFERENCE_TIMEOUT_S (504)", ("network",),
             registry=r,
         )  # fmt: skip
+        self._declare_model_and_inputs(r)
+        for network in NETWORKS:  # present from the first scrape, before any traffic
+            self.queue_depth.labels(network)
+            self.batch_size.labels(network)
+            self.inference_latency.labels(network)
+            self.inference_timeouts.labels(network)
+        self.queue_depth.labels(AUTOENCODER)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+
+    def _declare_model_and_inputs(self, r: CollectorRegistry) -> None:
+        """The serving model's metrics, and the drift signal of its inputs."""
         # Model.
         self.model_info = Gauge(
             "vaegan_model_info", "The model being served (value 1)", ("name", "version", "provider"), registry=r
@@ -90,24 +102,16 @@ class Metrics:
         )
         self.reloads = Counter("vaegan_model_reloads", "Model loads after start-up, by result", ("result",), registry=r)
         self.ready = Gauge("vaegan_ready", "1 when a model is loaded and the service is not shutting down", registry=r)
-        # Inputs: a drift signal (docs/api.md, "Drift"): the typicality of each encoded image's mu under
-        # the fitted prior, the share of held-out training latents that are less likely. Its buckets mean
-        # the same for every model; inputs unlike the training data pile up near 0.
+        # Inputs: a drift signal (docs/api.md, "Drift"): the typicality of each encoded image's posterior
+        # under the fitted prior, the share of held-out training images whose posteriors are less likely.
+        # Its buckets mean the same for every model; inputs unlike the training data pile up near 0.
         self.input_typicality = Histogram(
             "vaegan_input_typicality",
-            "Share of held-out training latents less likely than the encoded input's mu under the fitted prior",
+            "Share of held-out training images whose posterior is less likely than the input's under the fitted prior",
             ("model",),
             buckets=_TYPICALITY_BUCKETS,
             registry=r,
         )
-        for network in NETWORKS:  # present from the first scrape, before any traffic
-            self.queue_depth.labels(network)
-            self.batch_size.labels(network)
-            self.inference_latency.labels(network)
-            self.inference_timeouts.labels(network)
-        self.queue_depth.labels(AUTOENCODER)
-        for result in ("success", "failure"):
-            self.reloads.labels(result)
 
     def set_model(self, name: str, version: str, provider: str, load_seconds: float) -> None:
         """Show exactly one serving model in ``vaegan_model_info``."""
