@@ -19,6 +19,14 @@ from model_core.bundle import LATEST, BundleError, validate_name
 MIN_KEY_LENGTH = 16  # a shorter key is guessable; `openssl rand -hex 32` makes a good one
 
 
+def check_key_lengths(keys: list[str], what: str) -> list[str]:
+    """``keys`` when each has at least MIN_KEY_LENGTH characters; ValueError counting the short ones."""
+    short = [key for key in keys if len(key) < MIN_KEY_LENGTH]
+    if short:
+        raise ValueError(f"{len(short)} {what} shorter than {MIN_KEY_LENGTH} characters")
+    return keys
+
+
 class Settings(BaseSettings):
     """Everything ``vaegan-serve`` can be told; ``VAEGAN_<FIELD>`` sets each field."""
 
@@ -109,20 +117,17 @@ class Settings(BaseSettings):
         except BundleError as exc:
             raise ValueError(str(exc)) from None
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
-        if isinstance(value, str):  # "key-a, key-b"
-            return [key.strip() for key in value.split(",") if key.strip()]
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):  # "key-a, key-b" or "https://a.example, https://b.example"
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("api_keys")
     @classmethod
     def _check_keys(cls, value: list[str]) -> list[str]:
-        short = [key for key in value if len(key) < MIN_KEY_LENGTH]
-        if short:
-            raise ValueError(f"{len(short)} API key(s) shorter than {MIN_KEY_LENGTH} characters")
-        return value
+        return check_key_lengths(value, "API key(s)")
 
     def keys(self) -> list[str]:
         """Every accepted API key: VAEGAN_API_KEYS and the lines of VAEGAN_API_KEYS_FILE (read now)."""
@@ -130,17 +135,7 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None:
             lines = self.api_keys_file.read_text().splitlines()
             keys += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-        short = [key for key in keys if len(key) < MIN_KEY_LENGTH]
-        if short:
-            raise ValueError(f"{self.api_keys_file}: {len(short)} key(s) shorter than {MIN_KEY_LENGTH} characters")
-        return keys
-
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):  # "https://a.example, https://b.example"
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
-        return value
+        return check_key_lengths(keys, f"key(s) of VAEGAN_API_KEYS or {self.api_keys_file}")
 
     @property
     def batching_enabled(self) -> bool:
