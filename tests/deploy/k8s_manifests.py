@@ -2,7 +2,7 @@
 
 Kustomize: ``kubectl kustomize`` (kubectl on PATH or beside this Python; .ci/run installs one when
 the machine has none). Kubernetes' own kinds are validated by kubernetes-validate against the
-OpenAPI schemas of Kubernetes ``K8S_VERSION`` in strict mode (unknown fields are errors); the two
+OpenAPI schemas of Kubernetes ``K8S_VERSION`` in strict mode (unknown fields are errors); the three
 custom resources against the schemas vendored in ``schemas/`` (where they come from: the docstring
 of ``schemas/derive_crd_schemas.py``), whose Kubernetes types resolve into the same definitions.
 """
@@ -28,7 +28,7 @@ from referencing import Registry, Resource
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
-OVERLAYS = ("base", "cpu", "gpu", "multinode")
+OVERLAYS = ("base", "cpu", "gpu", "multinode", "keda")
 GPU_OVERLAYS = ("gpu", "multinode")
 K8S_VERSION = "1.32"  # the Kubernetes release whose API the manifests are checked against
 MIN_KUSTOMIZE = (5, 0)  # `labels`, `patches` with targets, components-era field names
@@ -36,8 +36,18 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CRD_SCHEMAS = {
     ("kubeflow.org/v1", "PyTorchJob"): SCHEMAS / "pytorchjob-kubeflow.org-v1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SCHEMAS / "servicemonitor-monitoring.coreos.com-v1.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): SCHEMAS / "scaledobject-keda.sh-v1alpha1.json",
 }
 POD_KINDS = ("Deployment", "Job", "PyTorchJob")
+# What scales the service: base's HPA, or KEDA's ScaledObject (which writes an HPA of its own); the
+# names of their replica bounds.
+AUTOSCALERS = {
+    "HorizontalPodAutoscaler": ("minReplicas", "maxReplicas"),
+    "ScaledObject": ("minReplicaCount", "maxReplicaCount"),
+}
+
+# A series in a PromQL expression: its name and the text of its label matchers.
+SERIES = re.compile(r"\b(vaegan_\w+)(?:\{([^}]*)\})?")
 
 Doc = dict[str, Any]
 
@@ -67,7 +77,7 @@ def kustomize_problem() -> str | None:
 
 @functools.cache
 def render(overlay: str) -> tuple[Doc, ...]:
-    """``kubectl kustomize deploy/k8s/<overlay>``: the documents a user's apply would send."""
+    """``kubectl kustomize deploy/k8s/<overlay>`` (or an absolute folder): what a user's apply would send."""
     problem = kustomize_problem()
     if problem:
         pytest.skip(problem)
@@ -143,6 +153,34 @@ def trainer_pods(docs: tuple[Doc, ...]) -> list[tuple[str, Doc]]:
 
 def service_pod(docs: tuple[Doc, ...]) -> Doc:
     return one(docs, "Deployment", "vaegan-service")["spec"]["template"]["spec"]
+
+
+def autoscaler(docs: tuple[Doc, ...]) -> tuple[Doc, int, int]:
+    """(scale target, min, max) of the one autoscaler rendered: two on one Deployment would fight."""
+    found = [d for d in docs if d["kind"] in AUTOSCALERS]
+    assert len(found) == 1, f"expected one autoscaler, found {[d['kind'] for d in found]}"
+    low, high = AUTOSCALERS[found[0]["kind"]]
+    spec = found[0]["spec"]
+    return spec["scaleTargetRef"], spec[low], spec[high]
+
+
+@functools.cache
+def exported_series() -> dict[str, frozenset[str]]:
+    """Each series name the service exports (``vaegan_requests_total``, ``..._bucket``) -> its label names,
+    read from a fresh ``service.metrics.Metrics`` registry."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    labels = {m._name: m._labelnames for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)}
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created")}
+    series = {}
+    for family in metrics.registry.collect():
+        assert family.name in labels, f"{family.name} is registered but not an attribute of Metrics"
+        for suffix in suffixes.get(family.type, ("",)):
+            series[family.name + suffix] = frozenset(labels[family.name]) | ({"le"} if suffix == "_bucket" else set())
+    return series
 
 
 def config(docs: tuple[Doc, ...], name: str) -> dict[str, str]:

@@ -16,6 +16,7 @@ from k8s_manifests import (
     GPU_OVERLAYS,
     OVERLAYS,
     REPO,
+    autoscaler,
     config,
     container_env,
     expand,
@@ -37,6 +38,8 @@ from trainer.cli import parse_args
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
 MODELS_CLAIM = "vaegan-models"
 GPU = "nvidia.com/gpu"
+# Each overlay's VAEGAN_PROVIDER and VAEGAN_DEVICE.
+DEVICE = {"base": "auto", "cpu": "cpu", "gpu": "cuda", "multinode": "cuda", "keda": "cpu"}
 
 
 def seconds(text: str) -> float:
@@ -141,13 +144,12 @@ def test_service_monitor_and_annotations_reach_the_pods(overlay: str, is_get_rou
 def test_replicas_autoscaler_and_disruption_budget(overlay: str) -> None:
     docs = render(overlay)
     deployment = one(docs, "Deployment", "vaegan-service")
-    hpa, pdb = one(docs, "HorizontalPodAutoscaler"), one(docs, "PodDisruptionBudget")
-    assert deployment["spec"]["replicas"] >= 2 and hpa["spec"]["minReplicas"] >= 2
-    target = hpa["spec"]["scaleTargetRef"]
+    (target, low, high), pdb = autoscaler(docs), one(docs, "PodDisruptionBudget")
+    assert deployment["spec"]["replicas"] >= 2 and low >= 2 and high >= low
     assert (target["kind"], target["name"]) == ("Deployment", "vaegan-service")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert pdb["spec"]["maxUnavailable"] < hpa["spec"]["minReplicas"]  # a drain never takes them all
+    assert pdb["spec"]["maxUnavailable"] < low  # a drain never takes them all
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
@@ -171,7 +173,7 @@ def test_the_service_configmap_holds_only_real_settings(overlay: str) -> None:
     fields = {f"VAEGAN_{name.upper()}" for name in Settings.model_fields}
     assert set(settings) - fields == set()
     parsed = Settings(**{key.removeprefix("VAEGAN_").lower(): value for key, value in settings.items()})
-    assert parsed.provider == {"base": "auto", "cpu": "cpu", "gpu": "cuda", "multinode": "cuda"}[overlay]
+    assert parsed.provider == DEVICE[overlay]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -179,7 +181,7 @@ def test_the_trainer_configmap_holds_the_compose_variables(overlay: str) -> None
     settings = config(render(overlay), "vaegan-trainer-config")
     compose_vars = set(re.findall(r"\$\{(VAEGAN_\w+)", " ".join(COMPOSE["trainer"]["command"])))
     assert set(settings) <= compose_vars
-    assert settings["VAEGAN_DEVICE"] == {"base": "auto", "cpu": "cpu", "gpu": "cuda", "multinode": "cuda"}[overlay]
+    assert settings["VAEGAN_DEVICE"] == DEVICE[overlay]
 
 
 # Storage: the trainer writes what the service reads.
@@ -321,7 +323,7 @@ def test_gpus_exactly_in_the_gpu_overlays(overlay: str) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_images_and_tags(overlay: str) -> None:
-    tag = {"base": None, "cpu": "cpu", "gpu": "cuda13", "multinode": "cuda13"}[overlay]
+    tag = {"base": None, "cpu": "cpu", "gpu": "cuda13", "multinode": "cuda13", "keda": "cpu"}[overlay]
     for doc in workloads(render(overlay)):
         name = "vaegan-service" if doc["kind"] == "Deployment" else "vaegan-trainer"
         for label, pod in pod_specs(doc):
