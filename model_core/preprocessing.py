@@ -12,7 +12,7 @@ It needs numpy and Pillow only: the service image has no torch. The steps, in or
 4. fit: resize to ``fit`` (h, w) with ``resize_filter``.
 5. invert: u8 -> 255 - u8 of the content, when ``invert`` is set.
 6. pad (top, bottom, left, right) with the background 0.
-7. value: u8 scaled linearly onto ``value_range`` ([-1, 1]: u8 / 127.5 - 1).
+7. value: u8 scaled linearly onto ``value_range`` (model_core.images.to_value_range).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from model_core.bundle import Preprocessing
+from model_core.images import to_value_range
 
 RESIZE_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -129,12 +130,6 @@ def pad(pixels: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
     out = np.zeros((channels, top + height + bottom, left + width + right), pixels.dtype)  # (C, H, W)
     out[:, top : top + height, left : left + width] = pixels  # np.pad does the same, ~20x slower at this size
     return out
-
-
-def to_value_range(pixels: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """uint8 pixels scaled linearly onto ``value_range``: 0 -> low, 255 -> high, float32."""
-    low, high = value_range
-    return (pixels.astype(np.float32) * ((high - low) / 255.0) + low).astype(np.float32)
 
 
 def preprocess_u8(img: Image.Image, spec: Preprocessing) -> np.ndarray:

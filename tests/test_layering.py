@@ -1,8 +1,9 @@
 """The layering of DESIGN.md, read from the import statements of every library file (ast, no import runs).
 
 model_core is a library: it imports nothing of trainer, service or bench. The service sees of
-model_core only the two torch-free modules, the bundle format and the image preprocessing. No
-library file imports bench or tests.
+model_core only its torch-free modules: the bundle format, the image preprocessing and the image
+arrays (value range, one-hot labels, grids); those import no torch and nothing of model_core beyond
+each other. No library file imports bench or tests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("model_core", "trainer", "service")
-SERVICE_MAY_IMPORT = ("model_core.bundle", "model_core.preprocessing")
+SERVICE_MAY_IMPORT = ("model_core.bundle", "model_core.images", "model_core.preprocessing")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -58,6 +59,23 @@ def test_service_sees_only_the_torch_free_part_of_model_core() -> None:
         )
 
     assert offenders("service", allowed) == []
+
+
+@pytest.mark.parametrize("module", SERVICE_MAY_IMPORT)
+def test_the_torch_free_modules_stay_torch_free(module: str) -> None:
+    """What the service may import of model_core imports no torch, no trainer or service, and of
+    model_core only the other torch-free modules: so the service never pulls torch in through them."""
+    path = REPO / Path(*module.split("."))
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    assert files and all(f.is_file() for f in files)
+
+    def allowed(name: str) -> bool:
+        if any(within(name, r) for r in ("torch", "trainer", "service", "bench", "tests")):
+            return False
+        return not within(name, "model_core") or any(within(name, m) for m in SERVICE_MAY_IMPORT)
+
+    found = [f"{f.relative_to(REPO)}: {n}" for f in files for n in sorted(imported_modules(f)) if not allowed(n)]
+    assert found == []
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model_core.images import VALUE_RANGE
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -37,7 +39,7 @@ class Preprocessing(_Frozen):
     channels: Literal[1, 3]
     height: int = Field(gt=0)
     width: int = Field(gt=0)
-    value_range: tuple[float, float] = (-1.0, 1.0)
+    value_range: tuple[float, float] = VALUE_RANGE
     fit: tuple[int, int]  # (h, w) the content is resized to before padding
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right, filled with the background
     resize_filter: Literal["bicubic", "bilinear", "lanczos", "nearest"] = "bicubic"
