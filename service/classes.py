@@ -16,6 +16,7 @@ import numpy as np
 from fastapi import Query
 
 from model_core.bundle import Bundle, read_class_means
+from model_core.images import one_hot
 from service.errors import InvalidParameter
 
 Method = Literal["conditional", "class-mean", "class-prior"]  # class-prior: service/priors.py
@@ -65,7 +66,7 @@ class Classes:
 
     def onehot(self, indices: np.ndarray | list[int]) -> np.ndarray:
         """(N, K) float32 one-hot rows for class indices."""
-        return np.eye(len(self.names), dtype=np.float32)[np.asarray(indices, dtype=np.int64)]
+        return one_hot(indices, len(self.names))
 
     def require_method(self, what: str = "label") -> Method:
         """The sampling method, or 422 saying why this bundle has none."""

@@ -1,50 +1,29 @@
 """Model output to HTTP bodies: PNG (one image, or a grid) or JSON with base64 PNGs.
 
 Images leave the decoder as (N, C, H, W) floats in the manifest's ``value_range``; they become
-uint8 here, are laid out ``nrow`` to a row with a 2-pixel gap (torchvision's ``make_grid``
-convention), and enlarged by an integer ``scale`` (nearest neighbour, so small digits stay crisp).
+uint8 here and are laid out ``nrow`` to a row, each enlarged by an integer ``scale``
+(model_core.images: the conversion and the grid the trainer's PNGs use too).
 """
 
 from __future__ import annotations
 
 import base64
-import math
 import struct
 import zlib
 
 import numpy as np
 
+from model_core.images import enlarge, from_value_range, grid_shape, make_grid
 from service.errors import InvalidParameter
 
-GRID_PADDING = 2  # pixels between and around grid cells
 # zlib level of the PNGs: 1 is the cheapest that still compresses (docs/benchmarks.md, "Serving").
 PNG_COMPRESS_LEVEL = 1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """(N, C, H, W) floats in ``value_range`` to (N, H, W, C) uint8."""
-    low, high = value_range
-    scaled = (images - low) * (255.0 / (high - low))
-    # fmax/fmin return the number when the other operand is NaN: NaN -> 0 (low), +-inf -> 255 / 0.
-    return np.fmin(np.fmax(scaled, 0.0), 255.0).round().astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
-    """(H, W, C) to (H*scale, W*scale, C) by repeating pixels."""
-    if scale == 1:
-        return image
-    return image.repeat(scale, axis=0).repeat(scale, axis=1)
-
-
-def grid_shape(n: int, height: int, width: int, nrow: int, scale: int) -> tuple[int, int]:
-    """(H, W) in pixels of the grid ``make_grid`` would draw for n cells, enlarged by ``scale``."""
-    cols = min(nrow, n)
-    rows = math.ceil(n / cols)
-    return (
-        rows * (height * scale + GRID_PADDING) + GRID_PADDING,
-        cols * (width * scale + GRID_PADDING) + GRID_PADDING,
-    )
+    """(N, C, H, W) floats in ``value_range`` to (N, H, W, C) uint8, the layout PNGs are written in."""
+    return from_value_range(images, value_range).transpose(0, 2, 3, 1)
 
 
 def check_output_size(n: int, height: int, width: int, nrow: int, scale: int, max_pixels: int) -> None:
@@ -54,20 +33,6 @@ def check_output_size(n: int, height: int, width: int, nrow: int, scale: int, ma
         raise InvalidParameter(
             f"the output would be {w}x{h} = {w * h} pixels; the limit is {max_pixels} (lower n, nrow or scale)"
         )
-
-
-def grid(images: np.ndarray, nrow: int, scale: int = 1) -> np.ndarray:
-    """(N, H, W, C) uint8 cells to one (H', W', C) image, ``nrow`` cells per row."""
-    n, height, width, channels = images.shape
-    cell_h, cell_w = height * scale + GRID_PADDING, width * scale + GRID_PADDING
-    out_h, out_w = grid_shape(n, height, width, nrow, scale)
-    canvas = np.zeros((out_h, out_w, channels), dtype=np.uint8)
-    cols = min(nrow, n)
-    for i, image in enumerate(images):
-        top = (i // cols) * cell_h + GRID_PADDING
-        left = (i % cols) * cell_w + GRID_PADDING
-        canvas[top : top + height * scale, left : left + width * scale] = enlarge(image, scale)
-    return canvas
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -94,7 +59,7 @@ def png_grid(images: np.ndarray, nrow: int, scale: int) -> bytes:
     """(N, H, W, C) uint8 as one PNG: the image itself when N is 1, else a grid."""
     if len(images) == 1:
         return png(enlarge(images[0], scale))
-    return png(grid(images, nrow, scale))
+    return png(make_grid(images, nrow, scale))
 
 
 def png_list(images: np.ndarray, scale: int) -> list[str]:

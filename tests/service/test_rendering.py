@@ -9,15 +9,28 @@ import pytest
 from PIL import Image
 
 from service import rendering
+from service.errors import InvalidParameter
 
 
-def test_to_uint8_and_grid() -> None:
+def test_to_uint8_and_png_grid() -> None:
     images = np.stack([np.full((1, 4, 4), v, np.float32) for v in (-1.0, 0.0, 1.0)])  # (3, 1, 4, 4)
     pixels = rendering.to_uint8(images, (-1.0, 1.0))
     assert pixels.shape == (3, 4, 4, 1) and list(pixels[:, 0, 0, 0]) == [0, 128, 255]
-    canvas = rendering.grid(pixels, nrow=2, scale=2)
-    assert canvas.shape == (*rendering.grid_shape(3, 4, 4, 2, 2), 1) == (2 * 10 + 2, 2 * 10 + 2, 1)
-    assert canvas[2, 12, 0] == 128 and canvas[12, 2, 0] == 255 and canvas[12, 12, 0] == 0
+    canvas = np.asarray(Image.open(io.BytesIO(rendering.png_grid(pixels, nrow=2, scale=2))))
+    assert canvas.shape == (2 * 10 + 2, 2 * 10 + 2)  # 2x2 cells of 8 pixels, 2-pixel gaps around them
+    assert canvas[2, 12] == 128 and canvas[12, 2] == 255 and canvas[12, 12] == 0 and canvas[0, 0] == 0
+
+
+def test_png_grid_of_one_image_is_the_image_alone() -> None:
+    pixels = np.arange(6, dtype=np.uint8).reshape(1, 2, 3, 1)
+    image = np.asarray(Image.open(io.BytesIO(rendering.png_grid(pixels, nrow=8, scale=2))))
+    assert image.tolist() == [[0, 0, 1, 1, 2, 2]] * 2 + [[3, 3, 4, 4, 5, 5]] * 2
+
+
+def test_check_output_size_refuses_grids_over_the_limit() -> None:
+    rendering.check_output_size(3, 4, 4, 2, 2, max_pixels=22 * 22)  # exactly the limit: allowed
+    with pytest.raises(InvalidParameter, match="22x22 = 484 pixels"):
+        rendering.check_output_size(3, 4, 4, 2, 2, max_pixels=22 * 22 - 1)
 
 
 @pytest.mark.parametrize(
