@@ -21,7 +21,8 @@ import torch
 from bench import report
 from model_core.config import PRESETS, ObjectiveConfig
 from model_core.vaegan import VAEGAN
-from trainer.mnist import TRAIN_SLICE, load_embedded_mnist, to_model_range
+from trainer.datasets import digits_in_model_range
+from trainer.mnist import TRAIN_SLICE, load_embedded_mnist
 from trainer.recipes import OBJECTIVE_OPTIONS, RECIPES
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rounds, steps = args.rounds or (2 if args.quick else 4), args.steps or (5 if args.quick else 20)
     torch.set_num_threads(args.threads)
     images, _ = load_embedded_mnist()
-    x = torch.from_numpy(to_model_range(images[TRAIN_SLICE][:64])).contiguous(memory_format=torch.channels_last)
+    x = digits_in_model_range(images[TRAIN_SLICE][:64]).contiguous(memory_format=torch.channels_last)
     samples: dict[str, list[float]] = {name: [] for name in PRECISIONS}
     started = time.perf_counter()
     for r in range(rounds):

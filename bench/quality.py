@@ -45,8 +45,10 @@ from bench.quality_classes import class_scores
 from bench.quality_curve import curve, plot
 from bench.quality_metrics import DigitClassifier, classify, frechet_distance, load_or_train_classifier, score
 from model_core.bundle import load_bundle
+from model_core.images import enlarge, from_value_range, make_grid, one_hot
 from service.classes import Classes
 from service.priors import Priors
+from trainer.datasets import digits_in_model_range
 from trainer.export import export_checkpoint
 from trainer.mnist import (
     HELDOUT_SLICE,
@@ -54,7 +56,6 @@ from trainer.mnist import (
     TUNE_HELDOUT_SLICE,
     TUNE_TRAIN_SLICE,
     load_embedded_mnist,
-    to_model_range,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +140,7 @@ class OnnxModel:
         feeds = {name: rows[i : i + 250]}
         if self.classes:
             assert labels is not None, "a conditional bundle needs labels"
-            feeds["label"] = np.eye(self.classes, dtype=np.float32)[labels[i : i + 250]]
+            feeds["label"] = one_hot(labels[i : i + 250], self.classes)
         return feeds
 
     def reconstruct(self, x: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -153,14 +154,10 @@ class OnnxModel:
 
 
 def grid(images: np.ndarray, cols: int, path: Path) -> None:
-    """Tile (N, 1, H, W) images in [-1, 1] into one PNG, cols wide, 2x enlarged."""
-    n, _, h, w = images.shape
-    canvas = np.zeros((-(-n // cols) * (h + 2) + 2, cols * (w + 2) + 2), dtype=np.uint8)
-    for i, img in enumerate(images):
-        top, left = 2 + (i // cols) * (h + 2), 2 + (i % cols) * (w + 2)
-        canvas[top : top + h, left : left + w] = np.clip((img[0] + 1) * 127.5, 0, 255).astype(np.uint8)
+    """Tile (N, 1, H, W) images in [-1, 1] into one PNG, cols wide, 2x enlarged (the gaps too)."""
+    canvas = make_grid(from_value_range(images).transpose(0, 2, 3, 1), cols)[:, :, 0]  # (H', W')
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).resize((canvas.shape[1] * 2, canvas.shape[0] * 2), Image.NEAREST).save(path)
+    Image.fromarray(enlarge(canvas, 2)).save(path)
 
 
 def nearest_distances(samples: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -179,7 +176,7 @@ class Scorer:
 
     def __init__(self, heldout: slice, samples: int, train: slice = TRAIN_SLICE) -> None:
         images, labels = load_embedded_mnist()
-        x = to_model_range(images)
+        x = digits_in_model_range(images).numpy()  # (10000, 1, 32, 32): the trainer's inputs
         self.clf: DigitClassifier = load_or_train_classifier(
             RESULTS / "classifier.pt", x[TRAIN_SLICE], labels[TRAIN_SLICE]
         )

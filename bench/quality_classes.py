@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from bench.quality_metrics import DigitClassifier, classify
+from model_core.images import from_value_range
 from service.app import create_app
 from service.settings import Settings
+from trainer.datasets import to_model_range
 
 JSON = {"Accept": "application/json"}
 REQUEST_N = 50  # samples per /sample call (under the default VAEGAN_MAX_SAMPLES)
@@ -32,12 +35,13 @@ REQUEST_N = 50  # samples per /sample call (under the default VAEGAN_MAX_SAMPLES
 def decode_pngs(images: list[str]) -> np.ndarray:
     """Base64 PNGs (L, 32x32) -> (N, 1, 32, 32) float32 in [-1, 1]."""
     arrays = [np.asarray(Image.open(io.BytesIO(base64.b64decode(b)))) for b in images]
-    return (np.stack(arrays).astype(np.float32) / 127.5 - 1.0)[:, None]
+    pixels = torch.from_numpy(np.stack(arrays)[:, None])  # (N, 1, 32, 32) uint8
+    return to_model_range(pixels, torch.device("cpu")).numpy()  # as the judge's digits were converted
 
 
 def png_bytes(image: np.ndarray) -> bytes:
     """A (1, 32, 32) model-range digit as the 32x32 PNG a user would upload."""
-    pixels = np.clip((image[0] + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    pixels = from_value_range(image[0])  # (32, 32)
     buffer = io.BytesIO()
     Image.fromarray(pixels, "L").save(buffer, format="PNG")
     return buffer.getvalue()

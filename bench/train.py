@@ -38,8 +38,9 @@ from model_core.config import PRESETS
 from model_core.vaegan import VAEGAN, algorithm1_step
 from trainer import grids
 from trainer.config import TrainConfig
+from trainer.datasets import digits_in_model_range
 from trainer.loop import train
-from trainer.mnist import TRAIN_SLICE, load_embedded_mnist, to_model_range
+from trainer.mnist import TRAIN_SLICE, load_embedded_mnist
 
 PRESET = "mnist32"
 DATASET = "embedded-mnist"
@@ -95,7 +96,7 @@ class MinimalLoop:
         self.optimizers = self.model.make_optimizers(cfg.lr)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         images, _ = load_embedded_mnist()
-        x = torch.from_numpy(to_model_range(images[TRAIN_SLICE], PRESETS[cfg.preset].image_size))  # (8000, 1, 32, 32)
+        x = digits_in_model_range(images[TRAIN_SLICE], PRESETS[cfg.preset].image_size)  # (8000, 1, 32, 32)
         self.batches = list(x.split(cfg.batch_size))[:-1]  # whole batches only
         self.next = 0
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from model_core import bundle
 from model_core.config import ModelConfig
+from model_core.images import one_hot
 from model_core.inference import DecoderVariant, NetworkSpec, default_decoder_variant, network_specs
 from model_core.vaegan import VAEGAN
 
@@ -142,8 +143,8 @@ def parity_inputs(cfg: ModelConfig, heldout: np.ndarray | None, seed: int = 0) -
     batches = {"image": list(images.split(splits)), "z": list(latents.split(splits))}
     if cfg.conditional:
         classes = torch.randint(cfg.num_classes, (n,), generator=g)
-        onehot = torch.nn.functional.one_hot(classes, cfg.num_classes).float()  # (n, K)
-        batches["label"] = list(onehot.split(splits))
+        labels = torch.from_numpy(one_hot(classes.numpy(), cfg.num_classes))  # (n, K)
+        batches["label"] = list(labels.split(splits))
     return batches
 
 

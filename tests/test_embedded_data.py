@@ -19,7 +19,6 @@ from trainer.mnist import (
     load_embedded_mnist,
     parse_idx,
     read_idx,
-    to_model_range,
 )
 
 IMAGES, LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
@@ -122,13 +121,3 @@ def test_read_idx_decompresses_gz_files(tmp_path: Path) -> None:
     path = tmp_path / "small.idx.gz"
     path.write_bytes(gzip.compress(_idx(a, 0x08)))
     assert np.array_equal(read_idx(path), a)
-
-
-def test_to_model_range_pads_to_32_and_scales_to_minus_one_one() -> None:
-    images = np.zeros((2, 28, 28), dtype=np.uint8)
-    images[0, 0, 0], images[1, 27, 27] = 255, 255
-    x = to_model_range(images)
-    assert x.shape == (2, 1, 32, 32) and x.dtype == np.float32
-    assert x.min() == -1.0 and x.max() == 1.0
-    assert x[0, 0, 2, 2] == 1.0 and x[1, 0, 29, 29] == 1.0  # 2 pixels of padding on each side
-    assert (x[:, :, :2] == -1).all() and (x[:, :, :, 30:] == -1).all()  # padding is background

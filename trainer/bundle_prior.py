@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from model_core import bundle
 from model_core.export import ExportError
+from model_core.images import one_hot, to_value_range
 from trainer.config import UsageError
 from trainer.datasets import load_dataset
 from trainer.mnist import DataError
@@ -31,15 +32,14 @@ BATCH = 500
 def encode_onnx(loaded: bundle.Bundle, images: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(mu, logvar) (N, Z) of uint8 images through the bundle's encoder.onnx (one-hot labels when conditional)."""
     session = ort.InferenceSession(loaded.read("encoder.onnx"), providers=["CPUExecutionProvider"])
-    low, high = loaded.manifest.preprocessing.value_range
+    value_range = loaded.manifest.preprocessing.value_range
     k = loaded.manifest.num_classes
     mus, logvars = [], []
     for start in range(0, len(images), BATCH):
-        x = images[start : start + BATCH].astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
-        feeds = {"image": x}
+        feeds = {"image": to_value_range(images[start : start + BATCH], value_range)}
         if k:
             assert labels is not None
-            feeds["label"] = np.eye(k, dtype=np.float32)[labels[start : start + BATCH]]
+            feeds["label"] = one_hot(labels[start : start + BATCH], k)
         mu, logvar = session.run(["mu", "logvar"], feeds)
         mus.append(mu)
         logvars.append(logvar)

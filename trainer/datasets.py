@@ -245,14 +245,30 @@ def make_loader(
 
 
 def onehot(labels: torch.Tensor | None, num_classes: int, device: torch.device) -> torch.Tensor | None:
-    """One-hot labels (B, K) on the device for a conditional model (``num_classes`` > 0); None otherwise."""
+    """One-hot labels (B, K) float32 on the device for a conditional model (``num_classes`` > 0); None otherwise.
+
+    The torch twin of model_core.images.one_hot: made on the device, inside the training step.
+    """
     if not num_classes:
         return None
     assert labels is not None, "a conditional model is fed labelled images"
     return F.one_hot(labels.to(device, non_blocking=True), num_classes).float()
 
 
+def to_model_range(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 in [-1, 1] on the device (converted there: 4x less to copy).
+
+    The torch twin of model_core.images.to_value_range for [-1, 1]. Every run was trained on this
+    form, u8 / 127.5 - 1; numpy's u8 * (2 / 255) - 1 differs from it by at most 2^-23.
+    """
+    return batch.to(device, non_blocking=True).float() / 127.5 - 1.0
+
+
 def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float in [-1, 1] on the device (converted there: 4x less to copy), channels last."""
-    x = batch.to(device, non_blocking=True).float() / 127.5 - 1.0
-    return x.contiguous(memory_format=torch.channels_last)
+    """``to_model_range`` in the channels-last layout the training step runs in."""
+    return to_model_range(batch, device).contiguous(memory_format=torch.channels_last)
+
+
+def digits_in_model_range(digits: np.ndarray, size: int = 32) -> torch.Tensor:
+    """(N, 28, 28) uint8 digits through the MNIST preprocessing (one channel) -> (N, 1, size, size) in [-1, 1]."""
+    return to_model_range(torch.from_numpy(_digits_to_array(digits, imaging.mnist_spec(1, size))), torch.device("cpu"))

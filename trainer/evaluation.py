@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -21,7 +20,7 @@ from model_core.config import ModelConfig
 from model_core.distributions import DiagonalGaussian
 from model_core.vaegan import VAEGAN
 from trainer.config import TrainConfig
-from trainer.datasets import onehot
+from trainer.datasets import onehot, to_model_range
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def onehot_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """uint8 images in model range on ``device``, EVAL_BATCH at a time, with one-hot labels when ``num_classes``."""
     for start in range(0, len(images), EVAL_BATCH):
-        x = images[start : start + EVAL_BATCH].to(device).float() / 127.5 - 1.0  # (B, C, H, W)
+        x = to_model_range(images[start : start + EVAL_BATCH], device)  # (B, C, H, W)
         yield x, onehot(None if labels is None else labels[start : start + EVAL_BATCH], num_classes, device)
 
 
@@ -107,8 +106,9 @@ def recalibrated_copy(
             z = torch.randn((n, config.latent_dim), generator=generator, device=device)
             if not k:
                 return z
-            labels = torch.randint(k, (n,), generator=generator, device=device)
-            return z, F.one_hot(labels, k).float()
+            y = onehot(torch.randint(k, (n,), generator=generator, device=device), k, device)  # (n, K)
+            assert y is not None
+            return z, y
 
         recalibrate_batchnorm(decoder, (batch() for _ in range(batches)))
     return decoder.eval()

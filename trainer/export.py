@@ -24,9 +24,9 @@ from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
 from trainer.checkpoint import NETWORKS
 from trainer.config import TrainConfig, UsageError
-from trainer.datasets import load_dataset
+from trainer.datasets import digits_in_model_range, load_dataset
 from trainer.evaluation import recalibrated_copy
-from trainer.mnist import HELDOUT_SLICE, DataError, load_embedded_mnist, to_model_range
+from trainer.mnist import HELDOUT_SLICE, DataError, load_embedded_mnist
 from trainer.prior import prior_of, run_latents
 from trainer.recipes import RECIPE_OPTIONS
 
@@ -65,7 +65,7 @@ def heldout_images(cfg: ModelConfig) -> np.ndarray | None:
     if (cfg.channels, cfg.image_size) != (1, 32):
         return None
     images, _ = load_embedded_mnist()
-    return to_model_range(images[HELDOUT_SLICE][: sum(PARITY_BATCHES)], cfg.image_size)
+    return digits_in_model_range(images[HELDOUT_SLICE][: sum(PARITY_BATCHES)], cfg.image_size).numpy()
 
 
 def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str, Any]]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from model_core.config import ModelConfig
-from trainer.datasets import onehot
+from model_core.images import from_value_range, make_grid
+from trainer.datasets import onehot, to_model_range
 
 GRID_SIZE = 64  # images per grid
 GRID_SEED = 1234  # the same prior samples every epoch, so grids compare across epochs
@@ -21,25 +20,9 @@ GIF_NAME = "progress.gif"
 GIF_FRAME_MS = 400
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """[-1, 1] floats -> uint8 (the inverse of u8 / 127.5 - 1)."""
-    return np.clip((images + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-
-
-def tile(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
-    """(N, C, H, W) uint8 -> one (rows*(H+gap)+gap, columns*(W+gap)+gap, C) image, grey gaps."""
-    n, c, h, w = images.shape
-    rows = math.ceil(n / columns)
-    canvas = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap, c), 128, dtype=np.uint8)
-    for i, image in enumerate(images):
-        top, left = gap + (i // columns) * (h + gap), gap + (i % columns) * (w + gap)
-        canvas[top : top + h, left : left + w] = image.transpose(1, 2, 0)  # (H, W, C)
-    return canvas
-
-
 def save_grid(images: np.ndarray, path: Path, columns: int = 8) -> None:
-    """Write (N, C, H, W) images in [-1, 1] as one PNG."""
-    canvas = tile(to_uint8(images), columns)
+    """Write (N, C, H, W) images in [-1, 1] as one PNG, ``columns`` wide, grey gaps."""
+    canvas = make_grid(from_value_range(images).transpose(0, 2, 3, 1), columns, fill=128)  # (H', W', C)
     Image.fromarray(canvas[:, :, 0] if canvas.shape[2] == 1 else canvas).save(path)
 
 
@@ -50,7 +33,7 @@ def prior_inputs(latent_dim: int, num_classes: int) -> tuple[torch.Tensor, torch
         return torch.randn((GRID_SIZE, latent_dim), generator=generator), None
     z = torch.randn((PER_CLASS, latent_dim), generator=generator).repeat(num_classes, 1)  # (K*8, Z)
     labels = torch.arange(num_classes).repeat_interleave(PER_CLASS)  # (K*8,): 0 x8, 1 x8, ...
-    return z, F.one_hot(labels, num_classes).float()
+    return z, onehot(labels, num_classes, torch.device("cpu"))
 
 
 @torch.no_grad()
@@ -69,7 +52,7 @@ def write_epoch_grids(
     device = next(decoder.parameters()).device
     z, y = prior_inputs(cfg.latent_dim, cfg.num_classes)
     prior = decoder(z.to(device), None if y is None else y.to(device)).float().cpu().numpy()
-    x = heldout[: GRID_SIZE // 2].to(device).float() / 127.5 - 1.0  # (32, C, H, W)
+    x = to_model_range(heldout[: GRID_SIZE // 2], device)  # (32, C, H, W)
     y_x = onehot(None if heldout_labels is None else heldout_labels[: len(x)], cfg.num_classes, device)  # (32, K)
     recon = decoder(encoder(x, y_x)[0], y_x).float()  # through the posterior mean
     pairs = torch.stack([x, recon], dim=1).flatten(0, 1).cpu().numpy()  # (64, C, H, W): x, Dec(mu), ...

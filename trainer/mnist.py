@@ -81,15 +81,6 @@ def load_embedded_mnist(directory: Path = EMBEDDED_DIR) -> tuple[np.ndarray, np.
     return images, labels
 
 
-def to_model_range(images: np.ndarray, size: int = 32) -> np.ndarray:
-    """uint8 digits (N, 28, 28) -> float32 (N, 1, size, size) in [-1, 1], zero-padded (background -1)."""
-    h, w = images.shape[-2:]
-    top, left = (size - h) // 2, (size - w) // 2
-    x = images.astype(np.float32) / 127.5 - 1.0
-    x = np.pad(x, ((0, 0), (top, size - h - top), (left, size - w - left)), constant_values=-1.0)
-    return x[:, None]  # (N, 1, size, size)
-
-
 # The two downloadable datasets of the seed: published sha256 of the gzip archives, and mirrors
 # tried in order (the original yann.lecun.com host refuses most automated downloads nowadays).
 IDX_FILES = (

@@ -8,7 +8,8 @@ import torch
 
 from model_core.config import PRESETS, ObjectiveConfig
 from model_core.vaegan import VAEGAN
-from trainer.mnist import load_embedded_mnist, to_model_range
+from trainer.datasets import digits_in_model_range
+from trainer.mnist import load_embedded_mnist
 
 STEPS = 60  # about 4 s on one CPU thread; the factor below was ~9x at 60 steps when measured
 FACTOR = 4.0
@@ -25,7 +26,7 @@ def _reconstruction_mse(model: VAEGAN, x: torch.Tensor) -> float:
 
 def test_small_vae_overfits_64_embedded_digits() -> None:
     images, _ = load_embedded_mnist()
-    x = torch.from_numpy(to_model_range(images[:64]))  # (64, 1, 32, 32) in [-1, 1]
+    x = digits_in_model_range(images[:64])  # (64, 1, 32, 32) in [-1, 1]
     cfg = dataclasses.replace(  # mnist32 with every width quartered, latent 16
         PRESETS["mnist32"],
         latent_dim=16,

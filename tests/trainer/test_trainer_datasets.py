@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from trainer import imaging, mnist
 from trainer.config import UsageError
-from trainer.datasets import ImageArrayDataset, ResumableSampler, load_dataset
+from trainer.datasets import ImageArrayDataset, ResumableSampler, digits_in_model_range, load_dataset
 
 SPEC_KEYS = {
     "channels",
@@ -56,8 +57,18 @@ def test_embedded_mnist_is_padded_to_32_with_background() -> None:
     assert set(data.preprocessing) == SPEC_KEYS
     assert data.preprocessing["fit"] == [28, 28] and data.preprocessing["pad"] == [2, 2, 2, 2]
     digits, _ = mnist.load_embedded_mnist()
-    reference = mnist.to_model_range(digits[8000:8010])  # the foundation's float path
-    np.testing.assert_array_equal(data.heldout[:10].astype(np.float32) / 127.5 - 1.0, reference)
+    np.testing.assert_array_equal(data.heldout[:10, 0, 2:30, 2:30], digits[8000:8010])
+    assert not data.heldout[:, :, :2].any() and not data.heldout[:, :, :, 30:].any()  # the pad is background 0
+
+
+def test_digits_in_model_range_pads_to_32_and_scales_to_minus_one_one() -> None:
+    images = np.zeros((2, 28, 28), dtype=np.uint8)
+    images[0, 0, 0], images[1, 27, 27], images[1, 5, 5] = 255, 255, 51
+    x = digits_in_model_range(images)
+    assert x.shape == (2, 1, 32, 32) and x.dtype == torch.float32
+    assert x[0, 0, 2, 2] == 1.0 and x[1, 0, 29, 29] == 1.0  # 2 pixels of padding on each side
+    assert abs(float(x[1, 0, 7, 7]) - (-0.6)) < 1e-7  # 51 / 127.5 - 1
+    assert int((x == -1).sum()) == 2 * 32 * 32 - 3  # the rest, padding included, is background -1
 
 
 def test_digits_for_paper64_are_resized_to_three_channels() -> None:
