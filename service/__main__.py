@@ -22,7 +22,7 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.lifecycle import ModelManager
+from service.registry import ModelRegistry
 from service.requestlog import configure_logging
 from service.settings import Settings
 
@@ -32,7 +32,7 @@ log = logging.getLogger("service")
 class Server(uvicorn.Server):
     """uvicorn's server, telling the app about SIGTERM before it stops listening."""
 
-    def __init__(self, config: uvicorn.Config, manager: ModelManager, delay_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, manager: ModelRegistry, delay_s: float) -> None:
         super().__init__(config)
         self.manager, self.delay_s = manager, delay_s
 

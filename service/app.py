@@ -13,10 +13,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
-from service.lifecycle import ModelManager
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.playground import mount_playground
+from service.registry import ModelRegistry
 from service.requestlog import RequestIdMiddleware
 from service.routes import routers
 from service.settings import Settings, get_settings
@@ -33,21 +33,21 @@ JSON (base64 PNGs and latents) with `Accept: application/json`. See docs/api.md.
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load, verify and warm up the model before serving; drain and release it on shutdown."""
-    manager: ModelManager = app.state.models
+    """Load, verify and warm up the models before serving; drain and release them on shutdown."""
+    registry: ModelRegistry = app.state.models
     # Uploads over VAEGAN_INLINE_PIXELS are decoded in threads, this many at once (bounded memory).
     app.state.large_decodes = asyncio.Semaphore(app.state.settings.max_large_decodes)
-    await manager.start()
-    if not manager.ready:
-        log.error("serving without a model: %s", manager.reason)
+    await registry.start()
+    if not registry.ready:
+        log.error("not ready: %s", registry.reason)
     try:
         yield
     finally:
-        await manager.stop()
+        await registry.stop()
 
 
 def document_latent_width(app: FastAPI) -> None:
-    """Write the served model's latent width into /openapi.json, so clients (and fuzzers) see it.
+    """Write the served models' latent width into /openapi.json (when they share one), so clients see it.
 
     Every other limit is declared on its route (``Query(le=...)``, ``openapi_extra``); this one
     belongs to the model serving now, which a hot swap can change after the routes are declared,
@@ -57,10 +57,14 @@ def document_latent_width(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         schema = build()  # built once and cached by FastAPI; setting the width again is harmless
-        runtime = app.state.models.current
-        if runtime is not None:
-            for row in _latent_rows(schema):
-                row["minItems"] = row["maxItems"] = runtime.manifest.latent_dim
+        registry: ModelRegistry = app.state.models
+        widths = {m.current.manifest.latent_dim for m in registry.managers.values() if m.current is not None}
+        for row in _latent_rows(schema):
+            if len(widths) == 1:  # models of different widths: each route checks its model's own
+                row["minItems"] = row["maxItems"] = next(iter(widths))
+            else:
+                row.pop("minItems", None)
+                row.pop("maxItems", None)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -91,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics(max_batch=settings.max_batch)
-    app.state.models = ModelManager(settings, app.state.metrics)
+    app.state.models = ModelRegistry(settings, app.state.metrics)
 
     install_error_handlers(app)
     for router in routers(settings):

@@ -1,6 +1,7 @@
 """Micro-batching: concurrent requests to one network share a single ONNX Runtime call.
 
-A request hands its rows (images or latents) to the network's ``MicroBatcher`` and awaits a
+A request hands its inputs to the network's ``MicroBatcher`` — named arrays with the same number
+of rows, as the ONNX session takes them (``{"z": (n, Z), "label": (n, K)}``) — and awaits a
 future. One worker task per network takes the oldest rows, waits up to ``max_wait`` for more to
 arrive (never past ``max_batch`` rows), runs the concatenation in a thread, and hands each request
 its slice of the outputs; while ``workers`` batches run, the next one is already being gathered.
@@ -27,21 +28,39 @@ from service.errors import Overloaded
 
 log = logging.getLogger(__name__)
 
+Inputs = dict[str, np.ndarray]  # input name -> (rows, ...), every array with the same rows
 Outputs = tuple[np.ndarray, ...]  # one array per ONNX output, each (rows, ...)
-RunFn = Callable[[np.ndarray], Sequence[np.ndarray]]  # blocking: called in an executor thread
+RunFn = Callable[[Inputs], Sequence[np.ndarray]]  # blocking: called in an executor thread
+
+
+def row_count(inputs: Inputs) -> int:
+    """The rows of a request's inputs; ValueError when the named arrays disagree."""
+    counts = {len(array) for array in inputs.values()}
+    if len(counts) != 1:
+        raise ValueError(f"inputs {sorted(inputs)} must have the same number of rows, not {sorted(counts)}")
+    return counts.pop()
+
+
+def _slice(inputs: Inputs, start: int, stop: int) -> Inputs:
+    return {name: array[start:stop] for name, array in inputs.items()}
+
+
+def _concatenate(parts: Sequence[Inputs]) -> Inputs:
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 class Runner(Protocol):
     """What the runtime needs from a batcher: run rows, start, drain."""
 
-    async def __call__(self, rows: np.ndarray) -> Outputs: ...
+    async def __call__(self, inputs: Inputs) -> Outputs: ...
     def start(self) -> None: ...
     async def close(self) -> None: ...
 
 
 @dataclass
 class _Item:
-    rows: np.ndarray  # (k, ...) with k <= max_batch
+    inputs: Inputs  # each (rows, ...) with rows <= max_batch
+    rows: int
     future: asyncio.Future[Outputs] = field(repr=False)
 
 
@@ -81,20 +100,24 @@ class MicroBatcher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._work(), name=f"batcher-{self.name}")
 
-    async def __call__(self, rows: np.ndarray) -> Outputs:
-        """Run ``rows`` (n, ...) through the network, batched with whatever else is waiting."""
+    async def __call__(self, inputs: Inputs) -> Outputs:
+        """Run ``inputs`` (n rows each) through the network, batched with whatever else is waiting."""
         if self._closing:
             raise Overloaded(f"{self.name}: the model is being replaced; retry", {"Retry-After": self._retry_after})
-        if self._waiting_rows + len(rows) > self.max_queue:
+        n = row_count(inputs)
+        if self._waiting_rows + n > self.max_queue:
             self._on_reject()
             raise Overloaded(
                 f"{self.name}: {self._waiting_rows} rows are already queued (limit {self.max_queue}); retry later",
                 {"Retry-After": self._retry_after},
             )
         loop = asyncio.get_running_loop()
-        items = [_Item(rows[i : i + self.max_batch], loop.create_future()) for i in range(0, len(rows), self.max_batch)]
+        items = [
+            _Item(_slice(inputs, i, i + self.max_batch), min(self.max_batch, n - i), loop.create_future())
+            for i in range(0, n, self.max_batch)
+        ]
         self._pending.extend(items)
-        self._waiting_rows += len(rows)
+        self._waiting_rows += n
         self._on_depth(self._waiting_rows)
         self._arrived.set()
         if len(items) == 1:  # the usual case: no gather (it costs a future and a callback per request)
@@ -117,14 +140,14 @@ class MicroBatcher:
             item = self._pending[0]
             if item.future.done():  # the client went away before its rows were taken
                 self._pending.popleft()
-                self._waiting_rows -= len(item.rows)
+                self._waiting_rows -= item.rows
                 continue
-            if batch and rows + len(item.rows) > self.max_batch:
+            if batch and rows + item.rows > self.max_batch:
                 break
             self._pending.popleft()
-            self._waiting_rows -= len(item.rows)
+            self._waiting_rows -= item.rows
             batch.append(item)
-            rows += len(item.rows)
+            rows += item.rows
         self._on_depth(self._waiting_rows)
         return batch
 
@@ -164,19 +187,19 @@ class MicroBatcher:
     async def _run_batch(self, batch: list[_Item]) -> None:
         """Run one batch in the executor and hand every live request its slice."""
         try:
-            rows = np.concatenate([item.rows for item in batch]) if len(batch) > 1 else batch[0].rows
+            inputs = _concatenate([item.inputs for item in batch]) if len(batch) > 1 else batch[0].inputs
             loop = asyncio.get_running_loop()
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run, rows)
+                outputs = await loop.run_in_executor(self._executor, self._run, inputs)
             except Exception as exc:
-                log.exception("%s: batch of %d rows failed", self.name, len(rows))
+                log.exception("%s: batch of %d rows failed", self.name, sum(item.rows for item in batch))
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 return
             start = 0
             for item in batch:
-                stop = start + len(item.rows)
+                stop = start + item.rows
                 if not item.future.done():  # a cancelled request just drops its slice
                     item.future.set_result(tuple(out[start:stop] for out in outputs))
                 start = stop
@@ -207,20 +230,21 @@ class DirectRunner:
     def start(self) -> None:
         """Nothing to start: calls go straight to the executor."""
 
-    async def __call__(self, rows: np.ndarray) -> Outputs:
-        if self._in_flight + len(rows) > self.max_queue:
+    async def __call__(self, inputs: Inputs) -> Outputs:
+        n = row_count(inputs)
+        if self._in_flight + n > self.max_queue:
             self._on_reject()
             raise Overloaded(
                 f"{self.name}: {self._in_flight} rows in flight (limit {self.max_queue}); retry later",
                 {"Retry-After": self._retry_after},
             )
-        self._in_flight += len(rows)
+        self._in_flight += n
         self._idle.clear()
         try:
             loop = asyncio.get_running_loop()
-            return tuple(await loop.run_in_executor(self._executor, self._run, rows))
+            return tuple(await loop.run_in_executor(self._executor, self._run, inputs))
         finally:
-            self._in_flight -= len(rows)
+            self._in_flight -= n
             if self._in_flight == 0:
                 self._idle.set()
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies and their typed aliases: settings, metrics, the model manager, a runtime.
+"""FastAPI dependencies and their typed aliases: settings, metrics, the model registry, a runtime.
 
 All are ``async def`` reading ``app.state``: FastAPI runs a plain ``def`` dependency in its thread
 pool (one thread hop per dependency per request), and ``app.dependency_overrides`` makes it rebuild
@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
-from service.errors import NotReady
-from service.lifecycle import ModelManager
 from service.metrics import Metrics
+from service.registry import ModelRegistry
 from service.runtime import ModelRuntime
 from service.settings import Settings
+
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a bundle name (model_core.bundle.validate_name)
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -30,18 +31,21 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-async def get_manager(request: Request) -> ModelManager:
-    manager: ModelManager = request.app.state.models
-    return manager
+async def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.models
+    return registry
 
 
-async def get_runtime(request: Request) -> AsyncIterator[ModelRuntime]:
-    """The runtime serving now, held until the request is done (a hot swap waits for it)."""
-    manager: ModelManager = request.app.state.models
-    runtime = manager.current
-    if runtime is None:
-        retry = str(request.app.state.settings.retry_after_s)
-        raise NotReady(manager.reason or "no model is loaded", {"Retry-After": retry})
+async def get_runtime(
+    request: Request,
+    model: Annotated[
+        str | None,
+        Query(pattern=MODEL_NAME, description="the served model to use (GET /models); default: the first one listed"),
+    ] = None,
+) -> AsyncIterator[ModelRuntime]:
+    """The runtime serving ``model`` now, held until the request is done (a hot swap waits for it)."""
+    registry: ModelRegistry = request.app.state.models
+    runtime = registry.runtime(model)  # 404 for an unknown model, 503 while it has no runtime
     runtime.acquire()
     try:
         yield runtime
@@ -51,5 +55,5 @@ async def get_runtime(request: Request) -> AsyncIterator[ModelRuntime]:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 RuntimeDep = Annotated[ModelRuntime, Depends(get_runtime)]

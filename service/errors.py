@@ -30,6 +30,14 @@ class ErrorBody(BaseModel):
     request_id: str | None = None  # the request's X-Request-ID (service/requestlog.py), to find it in the log
 
 
+class ProtocolErrorBody(BaseModel):
+    """The body of an error under /v2/models: the Open Inference Protocol's ``{"error": text}``."""
+
+    error: str  # what was wrong, for a human (protocol clients raise it as the message)
+    code: str | None = None  # the stable code ErrorBody.error would hold
+    request_id: str | None = None
+
+
 class ServiceError(Exception):
     """An error with its HTTP status and code; the message is the detail shown to the client."""
 
@@ -91,7 +99,7 @@ _HTTP_CODES = {
 }
 _DESCRIPTIONS = {
     400: "The image cannot be decoded, or the body is malformed",
-    404: "Not found",
+    404: "Not found: an unknown model (the answer names the served ones), or nothing at this path",
     413: "The body or the image is too large (bytes, or pixels read from the image header)",
     415: "Unsupported media type",
     422: "Invalid parameters",
@@ -111,9 +119,28 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
-def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(error=code, detail=detail, request_id=request_id.get())
+PROTOCOL_PREFIX = "/v2/models"  # its errors take the protocol's body (ProtocolErrorBody)
+
+
+def protocol_error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of an Open Inference Protocol route: its statuses with ProtocolErrorBody."""
+    documented = error_responses(*statuses)
+    for entry in documented.values():
+        entry["model"] = ProtocolErrorBody
+    return documented
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None, protocol: bool = False
+) -> JSONResponse:
+    body: BaseModel = ErrorBody(error=code, detail=detail, request_id=request_id.get())
+    if protocol:
+        body = ProtocolErrorBody(error=detail, code=code, request_id=request_id.get())
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status_code, headers=dict(headers or {}))
+
+
+def _protocol(request: Request) -> bool:
+    return str(request.scope.get("path", "")).startswith(PROTOCOL_PREFIX)
 
 
 def validation_text(errors: Iterable[Any], limit: int = 5) -> str:
@@ -129,18 +156,18 @@ def validation_text(errors: Iterable[Any], limit: int = 5) -> str:
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+    return error_response(exc.status_code, exc.code, exc.detail, exc.headers, _protocol(request))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, InvalidParameter.code, validation_text(exc.errors()))
+    return error_response(422, InvalidParameter.code, validation_text(exc.errors()), protocol=_protocol(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers, _protocol(request))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -62,46 +62,55 @@ class Metrics:
         self.inference_latency = Histogram(
             "vaegan_inference_duration_seconds",
             "ONNX Runtime run time per batch",
-            ("network",),
+            ("model", "network"),
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.batch_size = Histogram(
             "vaegan_batch_size",
             "Rows per ONNX Runtime call",
-            ("network",),
+            ("model", "network"),
             buckets=_batch_buckets(max_batch),
             registry=r,
         )
-        self.queue_depth = Gauge("vaegan_queue_depth", "Rows waiting for a batch", ("network",), registry=r)
+        self.queue_depth = Gauge("vaegan_queue_depth", "Rows waiting for a batch", ("model", "network"), registry=r)
         self.rejected = Counter(
-            "vaegan_queue_rejections", "Requests refused because the queue was full", ("network",), registry=r
+            "vaegan_queue_rejections", "Requests refused because the queue was full", ("model", "network"), registry=r
         )
         self.inference_timeouts = Counter(
-            "vaegan_inference_timeouts", "Inference calls that missed VAEGAN_INFERENCE_TIMEOUT_S (504)", ("network",),
+            "vaegan_inference_timeouts", "Inference calls that missed VAEGAN_INFERENCE_TIMEOUT_S (504)",
+            ("model", "network"),
             registry=r,
         )  # fmt: skip
         self._declare_model_and_inputs(r)
-        for network in NETWORKS:  # present from the first scrape, before any traffic
-            self.queue_depth.labels(network)
-            self.batch_size.labels(network)
-            self.inference_latency.labels(network)
-            self.inference_timeouts.labels(network)
-        self.queue_depth.labels(AUTOENCODER)
+        self._info: dict[str, tuple[str, str]] = {}  # model -> (version, provider) shown in model_info
+
+    def declare_model(self, model: str) -> None:
+        """The series of a configured model, present from the first scrape, before any traffic."""
+        for network in NETWORKS:
+            self.queue_depth.labels(model, network)
+            self.batch_size.labels(model, network)
+            self.inference_latency.labels(model, network)
+            self.inference_timeouts.labels(model, network)
+        self.queue_depth.labels(model, AUTOENCODER)
         for result in ("success", "failure"):
-            self.reloads.labels(result)
+            self.reloads.labels(model, result)
 
     def _declare_model_and_inputs(self, r: CollectorRegistry) -> None:
         """The serving model's metrics, and the drift signal of its inputs."""
         # Model.
         self.model_info = Gauge(
-            "vaegan_model_info", "The model being served (value 1)", ("name", "version", "provider"), registry=r
+            "vaegan_model_info", "The version each model serves (value 1)", ("model", "version", "provider"), registry=r
         )
         self.model_load = Gauge(
-            "vaegan_model_load_seconds", "Time to verify, load and warm up the serving model", registry=r
+            "vaegan_model_load_seconds", "Time to verify, load and warm up the serving version", ("model",), registry=r
         )
-        self.reloads = Counter("vaegan_model_reloads", "Model loads after start-up, by result", ("result",), registry=r)
-        self.ready = Gauge("vaegan_ready", "1 when a model is loaded and the service is not shutting down", registry=r)
+        self.reloads = Counter(
+            "vaegan_model_reloads", "Model loads after start-up, by result", ("model", "result"), registry=r
+        )
+        self.ready = Gauge(
+            "vaegan_ready", "1 when every configured model is loaded and the service is not shutting down", registry=r
+        )
         # Inputs: a drift signal (docs/api.md, "Drift"): the typicality of each encoded image's posterior
         # under the fitted prior, the share of held-out training images whose posteriors are less likely.
         # Its buckets mean the same for every model; inputs unlike the training data pile up near 0.
@@ -113,8 +122,11 @@ class Metrics:
             registry=r,
         )
 
-    def set_model(self, name: str, version: str, provider: str, load_seconds: float) -> None:
-        """Show exactly one serving model in ``vaegan_model_info``."""
-        self.model_info.clear()
-        self.model_info.labels(name, version, provider).set(1)
-        self.model_load.set(load_seconds)
+    def set_model(self, model: str, version: str, provider: str, load_seconds: float) -> None:
+        """Show exactly one serving version of ``model`` in ``vaegan_model_info``."""
+        shown = self._info.pop(model, None)
+        if shown is not None:
+            self.model_info.remove(model, *shown)
+        self._info[model] = (version, provider)
+        self.model_info.labels(model, version, provider).set(1)
+        self.model_load.labels(model).set(load_seconds)

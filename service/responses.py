@@ -58,7 +58,7 @@ def observe_density(
     vaegan_input_typicality; None when the bundle has no fitted prior."""
     density = runtime.priors.log_density(mu, logvar)
     if density is not None:
-        histogram = metrics.input_typicality.labels(runtime.manifest.name)
+        histogram = metrics.input_typicality.labels(runtime.model)
         for value in density[1]:
             histogram.observe(float(value))
     return density

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model_core.bundle import Bundle, BundleError, Manifest, load_bundle
-from service.batching import DirectRunner, MicroBatcher, Outputs, RunFn, Runner
+from model_core.bundle import Bundle, BundleError, Manifest, TensorSpec, load_bundle
+from service.batching import DirectRunner, Inputs, MicroBatcher, Outputs, RunFn, Runner
 from service.classes import Classes
 from service.errors import InferenceTimeout
 from service.imaging import check_preprocessing
@@ -31,60 +31,49 @@ from service.priors import Priors
 from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings
 from service.settings import Settings
 
-__all__ = ["ModelLoadError", "ModelRuntime", "Network"]
+__all__ = ["NETWORKS", "ModelLoadError", "ModelRuntime", "Network"]
 
 log = logging.getLogger(__name__)
 
-INPUTS = {"encoder": "image", "decoder": "z", "discriminator_features": "image"}
+NETWORKS = ("encoder", "decoder", "discriminator_features")
+MAIN_INPUT = {"encoder": "image", "decoder": "z", "discriminator_features": "image"}  # besides "label"
 
 
 @dataclass
 class Network:
-    """One ONNX session and its input; ``run`` is blocking and thread-safe.
+    """One ONNX session of one model; ``run`` is blocking and thread-safe."""
 
-    A conditional network's rows carry their one-hot label in the last ``label_width`` columns
-    (the rest flattened), so that the micro-batcher still stacks one array per request; ``run``
-    splits them into the "label" input and the main input of shape ``row_shape``.
-    """
-
-    name: str
+    name: str  # "encoder", "decoder" or "discriminator_features"
+    model: str  # the served model's name (metrics label)
     session: ort.InferenceSession
-    input_name: str
     metrics: Metrics
-    row_shape: tuple[int, ...] = ()
-    label_width: int = 0
+    inputs: dict[str, tuple[int, ...]]  # input name -> shape of one row (the manifest's signature)
+    outputs: dict[str, tuple[int, ...]]
 
-    def feeds(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
-        if not self.label_width:
-            return {self.input_name: rows}
-        main = rows[:, : -self.label_width].reshape(len(rows), *self.row_shape)
-        return {
-            self.input_name: np.ascontiguousarray(main),
-            "label": np.ascontiguousarray(rows[:, -self.label_width :]),
-        }
+    @classmethod
+    def of(cls, name: str, model: str, session: ort.InferenceSession, manifest: Manifest, metrics: Metrics) -> Network:
+        signature = manifest.signatures[f"{name}.onnx"]
 
-    def run(self, rows: np.ndarray) -> list[np.ndarray]:
+        def rows(specs: tuple[TensorSpec, ...]) -> dict[str, tuple[int, ...]]:
+            return {spec.name: tuple(int(d or 0) for d in spec.shape[1:]) for spec in specs}
+
+        return cls(name, model, session, metrics, rows(signature.inputs), rows(signature.outputs))
+
+    def run(self, inputs: Inputs) -> list[np.ndarray]:
+        feeds = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.inputs}
         start = time.perf_counter()
-        outputs = self.session.run(None, self.feeds(rows))
-        self.metrics.inference_latency.labels(self.name).observe(time.perf_counter() - start)
-        self.metrics.batch_size.labels(self.name).observe(len(rows))
+        outputs = self.session.run(None, feeds)
+        self.metrics.inference_latency.labels(self.model, self.name).observe(time.perf_counter() - start)
+        self.metrics.batch_size.labels(self.model, self.name).observe(len(next(iter(feeds.values()))))
         return outputs
 
 
-def _warm_up(networks: dict[str, Network], manifest: Manifest, max_batch: int) -> None:
-    """Run every network at batch 1 and at the largest batch, so the first request pays nothing."""
-    spec = manifest.image
-    shapes = {
-        "encoder": (spec.channels, spec.height, spec.width),
-        "decoder": (manifest.latent_dim,),
-        "discriminator_features": (spec.channels, spec.height, spec.width),
-    }
-    for name, network in networks.items():
-        width = int(np.prod(shapes[name])) + network.label_width if network.label_width else None
+def _warm_up(networks: dict[str, Network], max_batch: int) -> None:
+    """Run every network at batch 1 and at the largest batch, so the first request pays nothing (not counted)."""
+    for network in networks.values():
         for batch in sorted({1, max_batch}):
-            rows = np.zeros((batch, width) if width else (batch, *shapes[name]), np.float32)
-            network.session.run(None, network.feeds(rows))
+            feeds = {name: np.zeros((batch, *shape), np.float32) for name, shape in network.inputs.items()}
+            network.session.run(None, feeds)
 
 
 def _check_manifest(manifest: Manifest) -> None:
@@ -104,6 +93,7 @@ class ModelRuntime:
 
     def __init__(
         self,
+        model: str,
         bundle: Bundle,
         networks: dict[str, Network],
         provider: str,
@@ -113,7 +103,7 @@ class ModelRuntime:
         executor: Executor,
         metrics: Metrics,
     ) -> None:
-        self.bundle, self.manifest = bundle, bundle.manifest
+        self.model, self.bundle, self.manifest = model, bundle, bundle.manifest
         self.settings, self.metrics = settings, metrics
         self.timeouts = 0  # inference calls in a row that missed their deadline
         self.classes = Classes.of(bundle)
@@ -124,14 +114,14 @@ class ModelRuntime:
         self.loaded_at = time.time()
         runs = {name: network.run for name, network in networks.items()} | {AUTOENCODER: self._autoencode}
         self.runners: dict[str, Runner] = {
-            name: _runner(name, run, settings, executor, metrics) for name, run in runs.items()
+            name: _runner(model, name, run, settings, executor, metrics) for name, run in runs.items()
         }
         self._users = 0
         self._idle: asyncio.Event | None = None
 
     @classmethod
-    def load(cls, path: Path, settings: Settings, executor: Executor, metrics: Metrics) -> ModelRuntime:
-        """Verify, load and warm up the bundle at ``path`` (blocking: call it in a thread)."""
+    def load(cls, path: Path, settings: Settings, executor: Executor, metrics: Metrics, model: str) -> ModelRuntime:
+        """Verify, load and warm up the bundle at ``path``, served as ``model`` (blocking: call it in a thread)."""
         start = time.perf_counter()
         bundle = load_bundle(path)  # manifest, sha256 of every file, ONNX signatures
         _check_manifest(bundle.manifest)
@@ -139,14 +129,10 @@ class ModelRuntime:
         options = session_options(chosen)
         providers = requested_providers(settings.provider)
         networks = {}
-        manifest, k = bundle.manifest, bundle.manifest.num_classes
-        image = (manifest.image.channels, manifest.image.height, manifest.image.width)
-        row_shapes = {"encoder": image, "decoder": (manifest.latent_dim,), "discriminator_features": image}
-        for name, input_name in INPUTS.items():
+        for name in NETWORKS:
             session = create_session(bundle.file(f"{name}.onnx"), providers, options, settings.provider, bundle)
-            label_width = k if name in ("encoder", "decoder") else 0
-            networks[name] = Network(name, session, input_name, metrics, row_shapes[name], label_width)
-        _warm_up(networks, bundle.manifest, settings.max_batch if settings.batching_enabled else 1)
+            networks[name] = Network.of(name, model, session, bundle.manifest, metrics)
+        _warm_up(networks, settings.max_batch if settings.batching_enabled else 1)
         provider = networks["decoder"].session.get_providers()[0]
         seconds = time.perf_counter() - start
         log.info(
@@ -157,7 +143,7 @@ class ModelRuntime:
             seconds,
             chosen,
         )
-        return cls(bundle, networks, provider, chosen, seconds, settings, executor, metrics)
+        return cls(model, bundle, networks, provider, chosen, seconds, settings, executor, metrics)
 
     @property
     def version(self) -> str:
@@ -189,9 +175,9 @@ class ModelRuntime:
             await runner.close()
 
     # Inference (async; every call is batched with concurrent ones).
-    async def _run(self, network: str, rows: np.ndarray) -> Outputs:
-        """The network's outputs for ``rows``; 504 past VAEGAN_INFERENCE_TIMEOUT_S (the call itself runs on)."""
-        call = self.runners[network](rows.astype(np.float32, copy=False))
+    async def run(self, network: str, inputs: Inputs) -> Outputs:
+        """The network's outputs for ``inputs``; 504 past VAEGAN_INFERENCE_TIMEOUT_S (the call itself runs on)."""
+        call = self.runners[network]({name: a.astype(np.float32, copy=False) for name, a in inputs.items()})
         deadline = self.settings.inference_timeout_s
         if not deadline:
             return await call
@@ -199,7 +185,7 @@ class ModelRuntime:
             outputs = await asyncio.wait_for(call, deadline)
         except TimeoutError:
             self.timeouts += 1
-            self.metrics.inference_timeouts.labels(network).inc()
+            self.metrics.inference_timeouts.labels(self.model, network).inc()
             raise InferenceTimeout(f"{network}: no answer within {deadline:g} s (VAEGAN_INFERENCE_TIMEOUT_S)") from None
         self.timeouts = 0
         return outputs
@@ -210,12 +196,13 @@ class ModelRuntime:
         return self.timeouts >= self.settings.stalled_after
 
     async def _run_labelled(self, network: str, rows: np.ndarray, labels: np.ndarray | None) -> Outputs:
-        """A conditional network's rows with their one-hot labels (N, K) appended (see ``Network``)."""
+        """A network's main input, with the one-hot labels (N, K) of a conditional bundle."""
         if self.classes.conditional != (labels is not None):
             raise ValueError(f"{network}: labels go with a conditional bundle, and only with one")
+        inputs = {MAIN_INPUT.get(network, "image"): rows}
         if labels is not None:
-            rows = np.concatenate([rows.reshape(len(rows), -1), labels.astype(np.float32)], axis=1)
-        return await self._run(network, rows)
+            inputs["label"] = labels
+        return await self.run(network, inputs)
 
     async def encode(self, images: np.ndarray, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(N, C, H, W) in value_range [, one-hot labels (N, K)] -> mu, logvar, each (N, Z)."""
@@ -232,12 +219,10 @@ class ModelRuntime:
         mu, logvar, decoded = await self._run_labelled(AUTOENCODER, images, labels)
         return mu, logvar, decoded
 
-    def _autoencode(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Encoder then decoder on the mean, blocking (a worker thread); labels stay in the last columns."""
-        mu, logvar = self.networks["encoder"].run(rows)
-        width = self.networks["decoder"].label_width
-        z = np.concatenate([mu, rows[:, -width:]], axis=1) if width else mu  # (N, Z [+ K])
-        (decoded,) = self.networks["decoder"].run(z)
+    def _autoencode(self, inputs: Inputs) -> list[np.ndarray]:
+        """Encoder then decoder on the mean, blocking (a worker thread); the label goes to both."""
+        mu, logvar = self.networks["encoder"].run(inputs)
+        (decoded,) = self.networks["decoder"].run({"z": mu} | {k: v for k, v in inputs.items() if k == "label"})
         return [mu, logvar, decoded]
 
     async def decode(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -247,7 +232,7 @@ class ModelRuntime:
 
     async def features(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) -> Dis_l(x) flattened, (N, F): the learned similarity space."""
-        (features,) = await self._run("discriminator_features", images)
+        (features,) = await self.run("discriminator_features", {"image": images})
         return features
 
     def describe(self) -> dict[str, Any]:
@@ -261,9 +246,9 @@ class ModelRuntime:
         }
 
 
-def _runner(name: str, run: RunFn, settings: Settings, executor: Executor, metrics: Metrics) -> Runner:
+def _runner(model: str, name: str, run: RunFn, settings: Settings, executor: Executor, metrics: Metrics) -> Runner:
     """A micro-batcher for ``run`` (one network, or the autoencoder chain), or a direct runner when batching is off."""
-    reject = metrics.rejected.labels(name).inc
+    reject = metrics.rejected.labels(model, name).inc
     if not settings.batching_enabled:
         return DirectRunner(
             name, run, executor, max_queue=settings.max_queue, retry_after_s=settings.retry_after_s, on_reject=reject
@@ -277,6 +262,6 @@ def _runner(name: str, run: RunFn, settings: Settings, executor: Executor, metri
         max_queue=settings.max_queue,
         workers=settings.batch_workers,
         retry_after_s=settings.retry_after_s,
-        on_depth=metrics.queue_depth.labels(name).set,
+        on_depth=metrics.queue_depth.labels(model, name).set,
         on_reject=reject,
     )

@@ -86,8 +86,29 @@ class Live(BaseModel):
 
 class Ready(BaseModel):
     status: str = "ready"
-    model: str
+    model: str  # the default model (the first VAEGAN_MODEL_NAME lists)
     version: str
+    models: dict[str, str] = {}  # every served model -> its version
+
+
+class ModelSummary(BaseModel):
+    """One configured model: what GET /models lists."""
+
+    name: str
+    default: bool  # served when a request names no model
+    ready: bool
+    version: str | None  # None until a version has loaded
+    reason: str = ""  # why it is not ready
+    latent_dim: int | None = None
+    image: list[int] | None = None  # [channels, height, width]
+    conditional: bool | None = None
+    classes: int | None = None
+    prior: str | None = None  # the default prior of /sample: "fitted" or "standard"
+    dataset: str | None = None
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelSummary]
 
 
 class KServeLive(BaseModel):
@@ -96,6 +117,14 @@ class KServeLive(BaseModel):
 
 class KServeReady(BaseModel):
     ready: bool
+
+
+class ServerMetadata(BaseModel):
+    """GET /v2: the Open Inference Protocol's server metadata."""
+
+    name: str
+    version: str
+    extensions: list[str]
 
 
 class ModelOut(BaseModel):

@@ -11,11 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model_core.bundle import LATEST, BundleError, validate_name
 
+ALL_MODELS = "*"  # VAEGAN_MODEL_NAME: every bundle under VAEGAN_MODELS_DIR
 MIN_KEY_LENGTH = 16  # a shorter key is guessable; `openssl rand -hex 32` makes a good one
 
 
@@ -32,10 +33,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VAEGAN_", frozen=True, extra="ignore")
 
-    # The bundle: models/<model_name>/<model_version>; LATEST follows models/<name>/LATEST.
+    # The bundles: models/<name>/<model_version>; LATEST follows models/<name>/LATEST. model_name is
+    # one name, a comma list (served side by side, the first the default of every route), or "*":
+    # every bundle under models_dir when the service starts (docs/api.md, "Several models").
     models_dir: Path = Path("models")
     model_name: str = "mnist"
-    model_version: str = LATEST
+    model_version: str = LATEST  # a pinned version: only with a single model_name
     reload_interval_s: float = Field(default=0.0, ge=0.0)  # > 0: poll LATEST this often and swap in new versions
 
     # ONNX Runtime.
@@ -101,11 +104,31 @@ class Settings(BaseSettings):
 
     @field_validator("model_name")
     @classmethod
-    def _check_name(cls, value: str) -> str:
+    def _check_names(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if names == [ALL_MODELS]:
+            return ALL_MODELS
+        if not names:
+            raise ValueError(
+                f"invalid model name {value!r}: name at least one model (or '*': every bundle under VAEGAN_MODELS_DIR)"
+            )
         try:
-            return validate_name(value)
+            names = [validate_name(name) for name in names]
         except BundleError as exc:
             raise ValueError(str(exc)) from None
+        if len(set(names)) < len(names):
+            raise ValueError(f"a model is named twice in {value!r}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _pin_one_model_only(self) -> Settings:
+        if self.model_version != LATEST and self.model_name_list() != [self.model_name]:
+            raise ValueError("VAEGAN_MODEL_VERSION pins the version of a single model; several follow their LATEST")
+        return self
+
+    def model_name_list(self) -> list[str]:
+        """The models named (empty for '*': the caller lists models_dir)."""
+        return [] if self.model_name == ALL_MODELS else self.model_name.split(",")
 
     @field_validator("model_version")
     @classmethod

@@ -71,16 +71,22 @@ async def read_json(request: Request, model: type[Model], max_bytes: int) -> Mod
     """
     if media_type(request) != JSON:
         raise UnsupportedMediaType(f"Content-Type {media_type(request) or '(none)'!r}; send {JSON}")
+    body = await read_body(request, max_bytes)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidParameter(validation_text(exc.errors())) from None
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body; 413 from its Content-Length, or once read, when it is over ``max_bytes``."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"the body is {declared} bytes; this route takes at most {max_bytes}")
     body = await request.body()
     if len(body) > max_bytes:
         raise PayloadTooLarge(f"the body is {len(body)} bytes; this route takes at most {max_bytes}")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise InvalidParameter(validation_text(exc.errors())) from None
+    return body
 
 
 async def image_rows(request: Request, spec: Preprocessing, settings: Settings, fields: tuple[str, ...]) -> np.ndarray:

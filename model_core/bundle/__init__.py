@@ -43,6 +43,7 @@ from model_core.bundle.schema import (
 from model_core.bundle.store import (
     default_version,
     fsync_dir,
+    list_bundles,
     list_versions,
     read_manifest,
     resolve,
@@ -78,6 +79,7 @@ __all__ = [
     "default_version",
     "first_error",
     "fsync_dir",
+    "list_bundles",
     "list_versions",
     "load_bundle",
     "network_signatures",

@@ -142,6 +142,15 @@ def write_bundle(
 # Reading.
 
 
+def list_bundles(models_dir: Path) -> list[str]:
+    """Names of the bundles under ``models_dir`` (folders with a LATEST file), sorted."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    named = (p.name for p in root.iterdir() if _NAME.match(p.name) and (p / LATEST).is_file())
+    return sorted(named)
+
+
 def list_versions(models_dir: Path, name: str) -> list[str]:
     """Published versions of ``name``, oldest first (versions sort by time)."""
     root = Path(models_dir) / validate_name(name)

@@ -6,7 +6,19 @@ the routes, so FastAPI both enforces and documents them.
 
 from fastapi import APIRouter
 
-from service.routes import decode, edit, encode, health, interpolate, metrics, model, reconstruct, sample, similarity
+from service.routes import (
+    decode,
+    edit,
+    encode,
+    health,
+    inference_protocol,
+    interpolate,
+    metrics,
+    model,
+    reconstruct,
+    sample,
+    similarity,
+)
 from service.settings import Settings
 
 
@@ -24,4 +36,5 @@ def routers(settings: Settings) -> tuple[APIRouter, ...]:
         interpolate.router,
         similarity.router,
         edit.router,
+        inference_protocol.router,
     )

@@ -55,7 +55,7 @@ def build_router(settings: Settings) -> APIRouter:
     @router.post(
         "/decode",
         response_class=Response,
-        responses=responses(413, 415, 422, 503, images=True),
+        responses=responses(404, 413, 415, 422, 503, images=True),
         openapi_extra=request_body(settings.max_samples),
     )
     async def decode(

@@ -39,7 +39,7 @@ async def conditional_source(runtime: ModelRuntime, classes: Classes, x: np.ndar
 @router.post(
     "/edit",
     response_class=Response,
-    responses=responses(400, 413, 415, 422, 503, images=True),
+    responses=responses(400, 404, 413, 415, 422, 503, images=True),
     openapi_extra=image_input("file", raw=True),
 )
 async def edit(

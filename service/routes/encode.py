@@ -21,7 +21,7 @@ router = APIRouter(tags=["autoencode"])
     "/encode",
     response_model=EncodeOut,
     response_model_exclude_none=True,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 404, 413, 415, 422, 503),
     openapi_extra=image_input("file", raw=True),
 )
 async def encode(

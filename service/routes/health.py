@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.dependencies import ManagerDep, SettingsDep
+from service.dependencies import RegistryDep, SettingsDep
 from service.errors import NotReady, error_responses
-from service.lifecycle import ModelManager
+from service.registry import ModelRegistry
 from service.schemas import KServeLive, KServeReady, Live, Ready
 
 router = APIRouter(tags=["health"])
 
 
-def _require_ready(manager: ModelManager, retry_after_s: int) -> Ready:
-    if not manager.ready or manager.current is None:
-        raise NotReady(manager.reason, {"Retry-After": str(retry_after_s)})
-    manifest = manager.current.manifest
-    return Ready(model=manifest.name, version=manifest.version)
+def _require_ready(registry: ModelRegistry, retry_after_s: int) -> Ready:
+    runtime = registry.current
+    if not registry.ready or runtime is None:
+        raise NotReady(registry.reason, {"Retry-After": str(retry_after_s)})
+    models = {name: manager.current.version for name, manager in registry.managers.items() if manager.current}
+    return Ready(model=runtime.model, version=runtime.version, models=models)
 
 
 @router.get("/healthz", response_model=Live)
@@ -26,9 +27,10 @@ async def healthz() -> Live:
 
 
 @router.get("/readyz", response_model=Ready, responses=error_responses(503))
-async def readyz(manager: ManagerDep, settings: SettingsDep) -> Ready:
-    """200 once a verified model is loaded and warmed up; 503 with the reason before, and from SIGTERM on."""
-    return _require_ready(manager, settings.retry_after_s)
+async def readyz(registry: RegistryDep, settings: SettingsDep) -> Ready:
+    """200 once every configured model is verified, loaded and warmed up; 503 with the reason before
+    (naming each model that is not), when one failed, and from SIGTERM on."""
+    return _require_ready(registry, settings.retry_after_s)
 
 
 @router.get("/v2/health/live", response_model=KServeLive)
@@ -38,7 +40,7 @@ async def kserve_live() -> KServeLive:
 
 
 @router.get("/v2/health/ready", response_model=KServeReady, responses=error_responses(503))
-async def kserve_ready(manager: ManagerDep, settings: SettingsDep) -> KServeReady:
+async def kserve_ready(registry: RegistryDep, settings: SettingsDep) -> KServeReady:
     """Open Inference Protocol readiness (503 with the reason when not ready)."""
-    _require_ready(manager, settings.retry_after_s)
+    _require_ready(registry, settings.retry_after_s)
     return KServeReady(ready=True)

@@ -24,7 +24,7 @@ _BODY["requestBody"]["content"][JSON] = {"schema": InterpolateLatents.model_json
 @router.post(
     "/interpolate",
     response_class=Response,
-    responses=responses(400, 413, 415, 422, 503, images=True),
+    responses=responses(400, 404, 413, 415, 422, 503, images=True),
     openapi_extra=_BODY,
 )
 async def interpolate(

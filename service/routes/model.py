@@ -1,4 +1,4 @@
-"""The serving model: manifest, provider, session options, batching and limits."""
+"""The served models: the list (GET /models), and one model's manifest, provider, batching and limits."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import PurePosixPath
 
 from fastapi import APIRouter
 
-from service.dependencies import RuntimeDep, SettingsDep
+from service.dependencies import RegistryDep, RuntimeDep, SettingsDep
 from service.errors import NotFound, error_responses
-from service.schemas import ModelOut, PriorOut
+from service.lifecycle import ModelManager
+from service.schemas import ModelOut, ModelsOut, ModelSummary, PriorOut
 
 router = APIRouter(tags=["model"])
 
@@ -21,9 +22,36 @@ def public_dataset(dataset: str) -> str:
     return f"{kind}:{PurePosixPath(path.replace(chr(92), '/')).name or path}"
 
 
-@router.get("/model", response_model=ModelOut, responses=error_responses(503))
+def summary(manager: ModelManager, default: bool) -> ModelSummary:
+    """What /models says of one configured model, loaded or not."""
+    runtime = manager.current
+    if runtime is None:
+        return ModelSummary(name=manager.name, default=default, ready=False, version=None, reason=manager.reason)
+    manifest = runtime.manifest
+    return ModelSummary(
+        name=manager.name,
+        default=default,
+        ready=manager.ready,
+        version=runtime.version,
+        reason=manager.reason,
+        latent_dim=manifest.latent_dim,
+        image=[manifest.image.channels, manifest.image.height, manifest.image.width],
+        conditional=runtime.classes.conditional,
+        classes=len(runtime.classes.names),
+        prior=runtime.priors.default,
+        dataset=public_dataset(manifest.dataset),
+    )
+
+
+@router.get("/models", response_model=ModelsOut)
+async def models(registry: RegistryDep) -> ModelsOut:
+    """Every configured model in VAEGAN_MODEL_NAME's order (the first is the default), loaded or not."""
+    return ModelsOut(models=[summary(m, name == registry.default) for name, m in registry.managers.items()])
+
+
+@router.get("/model", response_model=ModelOut, responses=error_responses(404, 422, 503))
 async def model(runtime: RuntimeDep, settings: SettingsDep) -> ModelOut:
-    """The manifest of the bundle being served and how it runs."""
+    """The manifest of a served model's bundle (``model=``, default the first) and how it runs."""
     manifest = runtime.manifest.model_dump(mode="json", by_alias=True)
     manifest["dataset"] = public_dataset(manifest["dataset"])
     return ModelOut(
@@ -53,7 +81,7 @@ async def model(runtime: RuntimeDep, settings: SettingsDep) -> ModelOut:
     )
 
 
-@router.get("/model/prior", response_model=PriorOut, responses=error_responses(404, 503))
+@router.get("/model/prior", response_model=PriorOut, responses=error_responses(404, 422, 503))
 async def model_prior(runtime: RuntimeDep) -> PriorOut:
     """The fitted prior's parameters, so a client of the raw ONNX files (or of a Triton export) can draw
     the same z: pick component m with probability weights[m], then z = locs[m] + scale_tril[m] @ eps."""

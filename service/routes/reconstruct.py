@@ -18,7 +18,7 @@ router = APIRouter(tags=["autoencode"])
 @router.post(
     "/reconstruct",
     response_class=Response,
-    responses=responses(400, 413, 415, 422, 503, images=True),
+    responses=responses(400, 404, 413, 415, 422, 503, images=True),
     openapi_extra=image_input("file", raw=True),
 )
 async def reconstruct(

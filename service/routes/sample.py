@@ -39,7 +39,7 @@ def build_router(settings: Settings) -> APIRouter:
     """The /sample router of an app: n is declared with its VAEGAN_MAX_SAMPLES, which FastAPI checks and documents."""
     router = APIRouter(tags=["generate"])
 
-    @router.get("/sample", response_class=Response, responses=responses(422, 503, images=True))
+    @router.get("/sample", response_class=Response, responses=responses(404, 422, 503, images=True))
     async def sample(
         request: Request,
         runtime: RuntimeDep,
@@ -86,7 +86,7 @@ def build_grid_router(settings: Settings) -> APIRouter:
     """The /sample/grid router of an app: its size is bounded by the app's VAEGAN_MAX_SAMPLES."""
     router = APIRouter(tags=["generate"])
 
-    @router.get("/sample/grid", response_class=Response, responses=responses(422, 503, images=True))
+    @router.get("/sample/grid", response_class=Response, responses=responses(404, 422, 503, images=True))
     async def sample_grid(
         request: Request,
         runtime: RuntimeDep,

@@ -19,7 +19,7 @@ router = APIRouter(tags=["similarity"])
 @router.post(
     "/similarity",
     response_model=SimilarityOut,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 404, 413, 415, 422, 503),
     openapi_extra=image_input("a", "b", raw=False),
 )
 async def similarity(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> SimilarityOut:

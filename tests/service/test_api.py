@@ -37,7 +37,7 @@ def assert_error(response, status: int, code: str) -> dict:
 def test_health_endpoints(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
-    assert ready == {"status": "ready", "model": "mnist", "version": "v1"}
+    assert ready == {"status": "ready", "model": "mnist", "version": "v1", "models": {"mnist": "v1"}}
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
 

@@ -22,7 +22,8 @@ class FakeNetwork:
         self.delay_s, self.fail = delay_s, fail
         self.lock = threading.Lock()
 
-    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = inputs["x"]
         with self.lock:
             self.batches.append(len(rows))
         time.sleep(self.delay_s)
@@ -35,8 +36,13 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def rows(start: int, n: int) -> np.ndarray:
+def values(start: int, n: int) -> np.ndarray:
     return np.arange(start, start + n, dtype=np.float32)[:, None].repeat(3, axis=1)  # (n, 3)
+
+
+def rows(start: int, n: int) -> dict[str, np.ndarray]:
+    """A request's inputs: one named array of n rows."""
+    return {"x": values(start, n)}
 
 
 def make(network: FakeNetwork, pool: ThreadPoolExecutor, **kwargs) -> MicroBatcher:
@@ -62,8 +68,8 @@ def test_concurrent_requests_share_batches_and_get_their_own_rows(pool) -> None:
 
     results = run(main())
     for i, (doubled, summed) in enumerate(results):
-        np.testing.assert_array_equal(doubled, rows(10 * i, 2) * 2)
-        np.testing.assert_array_equal(summed, rows(10 * i, 2).sum(axis=1))
+        np.testing.assert_array_equal(doubled, values(10 * i, 2) * 2)
+        np.testing.assert_array_equal(summed, values(10 * i, 2).sum(axis=1))
     assert network.batches == [8, 8]  # 16 rows in two full batches, never more than max_batch
 
 
@@ -78,7 +84,7 @@ def test_large_request_is_split_and_reassembled(pool) -> None:
         return out
 
     doubled, _ = run(main())
-    np.testing.assert_array_equal(doubled, rows(0, 20) * 2)
+    np.testing.assert_array_equal(doubled, values(0, 20) * 2)
     assert max(network.batches) <= 8 and sum(network.batches) == 20
 
 
@@ -121,8 +127,8 @@ def test_cancelled_request_does_not_break_the_batch(pool) -> None:
 
     results, after = run(main())
     for i, (doubled, _) in enumerate(results):
-        np.testing.assert_array_equal(doubled, rows(i, 1) * 2)
-    np.testing.assert_array_equal(after[0], rows(9, 1) * 2)
+        np.testing.assert_array_equal(doubled, values(i, 1) * 2)
+    np.testing.assert_array_equal(after[0], values(9, 1) * 2)
     assert network.batches[0] == 3  # the cancelled rows were dropped before the run
 
 
@@ -140,7 +146,7 @@ def test_a_failing_batch_fails_its_requests_only(pool) -> None:
 
     outcome, ok = run(main())
     assert all(isinstance(o, RuntimeError) for o in outcome)
-    np.testing.assert_array_equal(ok[0], rows(2, 1) * 2)
+    np.testing.assert_array_equal(ok[0], values(2, 1) * 2)
 
 
 def test_close_finishes_queued_work(pool) -> None:
@@ -165,9 +171,9 @@ def test_several_workers_run_batches_concurrently(pool) -> None:
     """Two one-row batches meet at a barrier inside the network: only concurrent workers get past it."""
     barrier = threading.Barrier(2, timeout=10.0)  # a deadlock guard, not a timing: serial runs break it
 
-    def network(batch: np.ndarray) -> list[np.ndarray]:
+    def network(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         barrier.wait()
-        return [batch * 2, batch.sum(axis=1)]
+        return [inputs["x"] * 2, inputs["x"].sum(axis=1)]
 
     async def main():
         batcher = make(network, pool, max_batch=1, max_wait_s=0.0, workers=2)
@@ -177,7 +183,7 @@ def test_several_workers_run_batches_concurrently(pool) -> None:
         return outs
 
     outs = run(main())
-    np.testing.assert_array_equal(outs[1][0], rows(1, 1) * 2)
+    np.testing.assert_array_equal(outs[1][0], values(1, 1) * 2)
 
 
 def test_direct_runner_runs_each_request_alone(pool) -> None:
@@ -194,4 +200,28 @@ def test_direct_runner_runs_each_request_alone(pool) -> None:
 
     outs = run(main())
     assert sorted(network.batches) == [2, 2, 2]
-    np.testing.assert_array_equal(outs[1][0], rows(1, 2) * 2)
+    np.testing.assert_array_equal(outs[1][0], values(1, 2) * 2)
+
+
+def test_named_inputs_are_batched_together_and_each_request_gets_its_rows(pool) -> None:
+    """A conditional network's two inputs (z and its label) travel together and are split alike."""
+    seen: list[dict[str, np.ndarray]] = []
+
+    def network(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        seen.append(inputs)
+        return [inputs["z"] + inputs["label"]]
+
+    async def main():
+        batcher = make(network, pool)
+        batcher.start()
+        requests = [{"z": values(10 * i, 2), "label": np.full((2, 3), i, np.float32)} for i in range(3)]
+        outs = await asyncio.gather(*(batcher(r) for r in requests))
+        with pytest.raises(ValueError, match="same number of rows"):
+            await batcher({"z": values(0, 2), "label": np.zeros((1, 3), np.float32)})
+        await batcher.close()
+        return outs
+
+    outs = run(main())
+    for i, (out,) in enumerate(outs):
+        np.testing.assert_array_equal(out, values(10 * i, 2) + i)
+    assert sorted(seen[0]) == ["label", "z"] and len(seen) < 3  # gathered into fewer calls

@@ -33,7 +33,7 @@ def test_a_hanging_call_is_a_504_and_repeated_ones_turn_readiness_off(bundles: P
         assert client.get("/sample", params={"n": 2}).status_code == 504
         stalled = client.get("/readyz")
         assert stalled.status_code == 503 and "stalled" in stalled.json()["detail"]
-        assert 'vaegan_inference_timeouts_total{network="decoder"} 2.0' in client.get("/metrics").text
+        assert 'vaegan_inference_timeouts_total{model="mnist",network="decoder"} 2.0' in client.get("/metrics").text
         runtime.runners["decoder"] = working  # the call answers again: ready again
         assert client.get("/sample", params={"n": 2}).status_code == 200
         assert client.get("/readyz").status_code == 200

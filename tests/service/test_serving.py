@@ -62,7 +62,7 @@ def test_metrics_parse_and_name_everything(make_client) -> None:
     assert sample_value(requests, "vaegan_requests_total", route="/reconstruct", status="400") == 1
     assert sample_value(families["vaegan_images_produced"], "vaegan_images_produced_total", route="/sample") == 4
     info = families["vaegan_model_info"][0]
-    assert info.labels == {"name": "mnist", "version": "v1", "provider": "CPUExecutionProvider"} and info.value == 1
+    assert info.labels == {"model": "mnist", "version": "v1", "provider": "CPUExecutionProvider"} and info.value == 1
     assert sample_value(families["vaegan_ready"], "vaegan_ready") == 1
 
 
@@ -201,21 +201,24 @@ def test_server_handle_exit_flags_the_manager() -> None:
 def test_every_error_status_is_documented(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     expected = {
-        ("/reconstruct", "post"): {"400", "413", "415", "422", "503"},
-        ("/encode", "post"): {"400", "413", "415", "422", "503"},
-        ("/similarity", "post"): {"400", "413", "415", "422", "503"},
-        ("/interpolate", "post"): {"400", "413", "415", "422", "503"},
-        ("/decode", "post"): {"413", "415", "422", "503"},
-        ("/sample", "get"): {"422", "503"},
+        ("/reconstruct", "post"): {"400", "404", "413", "415", "422", "503"},
+        ("/encode", "post"): {"400", "404", "413", "415", "422", "503"},
+        ("/similarity", "post"): {"400", "404", "413", "415", "422", "503"},
+        ("/interpolate", "post"): {"400", "404", "413", "415", "422", "503"},
+        ("/decode", "post"): {"404", "413", "415", "422", "503"},
+        ("/sample", "get"): {"404", "422", "503"},
         ("/readyz", "get"): {"503"},
-        ("/model", "get"): {"503"},
+        ("/model", "get"): {"404", "422", "503"},
+        ("/v2/models/{model_name}/infer", "post"): {"400", "404", "413", "422", "503", "504"},
+        ("/v2/models/{model_name}", "get"): {"404", "503"},
     }
     for (path, method), statuses in expected.items():
         responses = schema["paths"][path][method]["responses"]
         assert statuses <= set(responses), (path, set(responses))
+        body = "/ProtocolErrorBody" if path.startswith("/v2/models") else "/ErrorBody"
         for status in statuses:
             ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
-            assert ref.endswith("/ErrorBody"), (path, status, ref)
+            assert ref.endswith(body), (path, status, ref)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     n = next(p for p in schema["paths"]["/sample"]["get"]["parameters"] if p["name"] == "n")
     assert n["schema"]["maximum"] == 64  # VAEGAN_MAX_SAMPLES, written into the schema
