@@ -1,39 +1,38 @@
-"""The manifests docs/scaling.md shows for Triton and KServe: valid Kubernetes objects of the same
-version as deploy/k8s, admissible in its namespace (Pod Security "restricted"), and wired to the
-repository vaegan-triton writes."""
+"""The Triton and KServe manifests of deploy/k8s/triton and deploy/k8s/kserve: valid Kubernetes
+objects of the same version as the overlays, admissible in their namespace (Pod Security
+"restricted"), wired to the repository vaegan-triton writes, and shown by docs/scaling.md."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from k8s_manifests import K8S_VERSION, REPO, Doc, mounts, pod_specs, schema_errors
+from k8s_manifests import K8S, K8S_VERSION, REPO, Doc, mounts, pod_specs, schema_errors
 
 from service.triton.cli import parse_args
 
-SCALING = REPO / "docs" / "scaling.md"
+FILES = (K8S / "triton" / "repository.yaml", K8S / "triton" / "triton.yaml", K8S / "kserve" / "inferenceservice.yaml")
 NOT_VALIDATED_HERE = {("serving.kserve.io/v1beta1", "InferenceService")}  # no schema vendored; checked below
 
 
-def documented() -> list[Doc]:
-    """Every Kubernetes object in the ```yaml blocks of docs/scaling.md."""
-    blocks = re.findall(r"```yaml\n(.*?)```", SCALING.read_text(), re.S)
-    docs = [d for block in blocks for d in yaml.safe_load_all(block) if isinstance(d, dict)]
-    return [d for d in docs if "apiVersion" in d and "kind" in d]
+def load(path: Path) -> list[Doc]:
+    """The Kubernetes objects of one manifest file, as kubectl apply -f reads them."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
 
 
-DOCS = documented()
+OBJECTS = [doc for path in FILES for doc in load(path)]
 
 
 def named(kind: str, name: str) -> Doc:
-    (doc,) = [d for d in DOCS if d["kind"] == kind and d["metadata"]["name"] == name]
+    (doc,) = [d for d in OBJECTS if d["kind"] == kind and d["metadata"]["name"] == name]
     return doc
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
-def test_each_documented_object_is_valid(doc: Doc) -> None:
+@pytest.mark.parametrize("doc", OBJECTS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_each_object_is_valid(doc: Doc) -> None:
     assert doc["metadata"]["namespace"] == "vaegan"
     if (doc["apiVersion"], doc["kind"]) not in NOT_VALIDATED_HERE:
         assert schema_errors(doc) == [], f"against Kubernetes {K8S_VERSION}"
@@ -49,8 +48,8 @@ def restricted(label: str, pod: dict[str, Any], containers: list[dict[str, Any]]
         assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, label
 
 
-def test_documented_pods_meet_the_namespaces_pod_security() -> None:
-    for doc in DOCS:
+def test_pods_meet_the_namespaces_pod_security() -> None:
+    for doc in OBJECTS:
         for label, pod in pod_specs(doc):
             restricted(f"{doc['metadata']['name']} {label}", pod, pod["containers"])
     predictor = named("InferenceService", "vaegan")["spec"]["predictor"]
@@ -80,3 +79,14 @@ def test_the_repository_job_feeds_triton_and_kserve() -> None:
     model = named("InferenceService", "vaegan")["spec"]["predictor"]["model"]
     assert model["storageUri"] == "pvc://vaegan-triton-repo/"
     assert (model["modelFormat"]["name"], model["protocolVersion"]) == ("triton", "v2")
+
+
+def test_every_file_holds_objects_and_the_docs_name_it() -> None:
+    """Each file is a list of objects with a kind, docs/scaling.md links it, and its restart names Triton."""
+    scaling = (REPO / "docs" / "scaling.md").read_text()
+    for path in FILES:
+        objects = load(path)
+        assert objects and all("apiVersion" in d and "kind" in d for d in objects), path
+        assert str(path.relative_to(REPO)) in scaling, path
+    restarted = re.findall(r"rollout restart deployment/([\w-]+)", scaling + FILES[1].read_text())
+    assert restarted and set(restarted) == {named("Deployment", "vaegan-triton")["metadata"]["name"]}
