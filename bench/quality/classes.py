@@ -22,7 +22,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bench.quality_metrics import DigitClassifier, classify
+from bench.quality.judge import DigitClassifier, classify
 from model_core.images import from_value_range
 from service.app import create_app
 from service.settings import Settings

@@ -1,4 +1,4 @@
-"""The judge of bench/quality.py: a small digit classifier and the metrics computed with it.
+"""The judge of bench.quality: a small digit classifier and the metrics computed with it.
 
 Every metric takes plain numpy images, (N, 1, 32, 32) in [-1, 1], so the same code scores
 PyTorch modules while tuning and the exported ONNX bundle for the final numbers.
