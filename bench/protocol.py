@@ -29,7 +29,8 @@ import numpy as np
 import onnxruntime as ort
 
 from bench import report
-from bench.serve import NAME, SAMPLE_N, Cell, Request, drive, export_seeded_bundle, measure_raw, serve, summarize
+from bench.load import SAMPLE_N, Cell, Request, drive, measure_raw, summarize
+from bench.servers import NAME, export_seeded_bundle, serve
 from model_core.bundle import LATEST, load_bundle, resolve
 from service.sessions import CPU, session_options, session_settings
 from service.settings import Settings

@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,48 @@ def measure(runs: Mapping[str, Callable[[], Any]], rounds: int, min_seconds: flo
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How every case is timed: torch and onnxruntime threads, the session sweep, rounds and budget."""
+
+    threads: int
+    sweep: bool  # also the shipped variant under other session options (at KEY_BATCH)
+    rounds: int
+    min_seconds: float  # of one timed repetition
+    budget: float  # seconds of timing per (network, preset, batch) case
+
+
+def time_network(model: VAEGAN, preset: str, net: str, timing: Timing) -> tuple[dict[str, Any], float]:
+    """Every candidate of one network at every batch: its parity, ms per batch, and the key at KEY_BATCH."""
+    cfg = model.config
+    cands = candidates(model, net, timing.threads, sweep=timing.sweep)
+    shipped = inference.default_decoder_variant(cfg) if net == "decode" else "folded"
+    parity = {name: err for name, (_, err) in cands.items() if name != "eager"}
+    result: dict[str, Any] = {"parity_max_abs": parity, "ms": {}}
+    key = float("nan")
+    rng = np.random.default_rng(0)
+    for n in BATCHES:
+        shape = (n, cfg.latent_dim) if net == "decode" else (n, cfg.channels, cfg.image_size, cfg.image_size)
+        x = (
+            rng.standard_normal(shape).astype(np.float32)
+            if net == "decode"
+            else rng.uniform(-1, 1, shape).astype(np.float32)
+        )
+        chosen = {k: v for k, v in cands.items() if n == KEY_BATCH or "[" not in k}
+        runs = {k: functools.partial(f, x) for k, (f, _) in chosen.items()}
+        medians = measure(runs, timing.rounds, timing.min_seconds, timing.budget)
+        result["ms"][n] = {k: round(v * 1e3, 3) for k, v in medians.items()}
+        ratios = {k: medians["eager"] / v for k, v in medians.items() if k != "eager"}
+        print(
+            f"{net:6s} {preset:8s} n={n:<3d} eager {medians['eager'] * 1e3:8.2f} ms | "
+            + " ".join(f"{k} {r:.2f}x" for k, r in ratios.items()),
+            flush=True,
+        )
+        if n == KEY_BATCH:
+            key = round(ratios[shipped], 3)
+    return result, key
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 11)
@@ -172,34 +215,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     keys: dict[str, float] = {}
 
+    timing = Timing(args.threads, not args.quick, rounds, min_seconds, budget)
     for preset in args.presets:
         model = seeded_model(preset)
-        cfg = model.config
         for net in ("decode", "encode"):
-            cands = candidates(model, net, args.threads, sweep=not args.quick)
-            shipped = inference.default_decoder_variant(cfg) if net == "decode" else "folded"
-            parity = {name: err for name, (_, err) in cands.items() if name != "eager"}
-            results[f"{net}_{preset}"] = {"parity_max_abs": parity, "ms": {}}
-            rng = np.random.default_rng(0)
-            for n in BATCHES:
-                shape = (n, cfg.latent_dim) if net == "decode" else (n, cfg.channels, cfg.image_size, cfg.image_size)
-                x = (
-                    rng.standard_normal(shape).astype(np.float32)
-                    if net == "decode"
-                    else rng.uniform(-1, 1, shape).astype(np.float32)
-                )
-                chosen = {k: v for k, v in cands.items() if n == KEY_BATCH or "[" not in k}
-                runs = {k: functools.partial(f, x) for k, (f, _) in chosen.items()}
-                medians = measure(runs, rounds, min_seconds, budget)
-                results[f"{net}_{preset}"]["ms"][n] = {k: round(v * 1e3, 3) for k, v in medians.items()}
-                ratios = {k: medians["eager"] / v for k, v in medians.items() if k != "eager"}
-                print(
-                    f"{net:6s} {preset:8s} n={n:<3d} eager {medians['eager'] * 1e3:8.2f} ms | "
-                    + " ".join(f"{k} {r:.2f}x" for k, r in ratios.items()),
-                    flush=True,
-                )
-                if n == KEY_BATCH:
-                    keys[f"ort_over_eager_{net}_{preset}"] = round(ratios[shipped], 3)
+            result, key = time_network(model, preset, net, timing)
+            results[f"{net}_{preset}"], keys[f"ort_over_eager_{net}_{preset}"] = result, key
 
     summary = {
         **keys,
