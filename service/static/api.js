@@ -12,6 +12,24 @@ export class ApiError extends Error {
 let versionSeen = () => {};
 let unauthorized = () => {};
 
+// The model the routes serve: null while the service lists one model (every route serves it without
+// `model=`); with several, every request names the chosen one, so a copied call is unambiguous.
+let model = null;
+
+export function useModel(name) {
+  model = name;
+}
+
+// A route's relative URL with its query: `route("sample", {n: 16, seed: ""})` -> "sample?n=16&model=…".
+// Empty values are left out (the service's default applies).
+export function route(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== "" && value !== null && value !== undefined) query.set(key, value);
+  if (model !== null) query.set("model", model);
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
 // A service started with VAEGAN_API_KEYS answers 401 without a key. The person types one in; it
 // is kept in this tab only (sessionStorage: gone when the tab closes) and sent with every call.
 const KEY_STORAGE = "vaegan-api-key";
@@ -32,7 +50,8 @@ export function onUnauthorized(callback) {
 }
 
 // Every inference answer names the model version that produced it (X-Model-Version): a hot reload
-// shows up on the first answer after it.
+// shows up on the first answer after it. Only the chosen model's answers count (a late answer of the
+// model shown before a switch names that model's version).
 export function onVersion(callback) {
   versionSeen = callback;
 }
@@ -54,7 +73,7 @@ export async function call(path, { method = "GET", body, json = false } = {}) {
     throw new ApiError("the service cannot be reached (is vaegan-serve running?)", 0, 2);
   }
   const version = response.headers.get("X-Model-Version");
-  if (version) versionSeen(version);
+  if (version && new URL(response.url).searchParams.get("model") === model) versionSeen(version);
   if (response.status === 401) unauthorized();
   if (!response.ok) throw await refusal(response);
   return response;

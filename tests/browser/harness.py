@@ -24,7 +24,8 @@ from tests.service.live_server import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 PRETRAINED = REPO / "pretrained"  # the published mnist32 VAE-GAN: small, trained, in the repository
-PRETRAINED_NAME = "mnist32-vaegan"
+PRETRAINED_NAME = "mnist32-vaegan"  # unconditional, with class means and a fitted prior
+CONDITIONAL_NAME = "mnist32-cvaegan"  # conditional, no fitted prior
 NO_CHROMIUM = "no Chromium binary (apt-get install chromium, or set VAEGAN_CHROMIUM): browser tests skipped"
 VIEWPORT = {"width": 1280, "height": 1000}
 
@@ -59,9 +60,11 @@ def pretrained_version() -> str:
     return (PRETRAINED / PRETRAINED_NAME / "LATEST").read_text().strip()
 
 
-def pretrained_server(log: Path, models_dir: Path = PRETRAINED, **settings: Any) -> LiveServer:
-    """``vaegan-serve`` of the pretrained bundle (or of ``models_dir``, under its name) on a free port."""
-    return LiveServer(models_dir, log, model_name=PRETRAINED_NAME, log_level="warning", **settings)
+def pretrained_server(
+    log: Path, models_dir: Path = PRETRAINED, names: str = PRETRAINED_NAME, **settings: Any
+) -> LiveServer:
+    """``vaegan-serve`` on a free port of the pretrained bundle, or of ``names`` (a comma list), from ``models_dir``."""
+    return LiveServer(models_dir, log, model_name=names, log_level="warning", **settings)
 
 
 def publish_copy(models_dir: Path, version: str) -> None:
@@ -94,13 +97,22 @@ class Watch:
         return watch
 
 
-def open_playground(page: Page, base: str) -> float:
-    """Load the page, wait for its first sample grid and interpolation frame; the grid's time in ms from navigation."""
+def open_playground(page: Page, base: str, query: str = "") -> float:
+    """Load the page (``query``: a link's), wait for every panel's first answer; ms from navigation to first grid."""
     page.set_default_timeout(20_000)
-    page.goto(f"{base}/")
+    page.goto(f"{base}/{query}")
     page.wait_for_selector("#grid:not([hidden])")
     page.wait_for_selector("#frame:not([hidden])")
+    page.wait_for_selector("main:not(:has(section[aria-busy]))")  # every panel's first answer on screen
     return float(page.evaluate("performance.getEntriesByName('first-sample-grid')[0].startTime"))
+
+
+def download(page: Page, button: str) -> tuple[str, bytes]:
+    """Click a download button; the file name the page suggests and the file's bytes."""
+    with page.expect_download() as started:
+        page.click(button)
+    path = started.value.path()
+    return started.value.suggested_filename, Path(path).read_bytes()
 
 
 def settled(page: Page, panel: str) -> None:

@@ -1,8 +1,9 @@
 """``make screenshots``: the playground after a person's first minute, written to docs/img/playground.png.
 
-Serves the pretrained mnist32 VAE-GAN, drops an MNIST "3" and draws a "7", walks the path between
-them, and takes a full-page screenshot. Also measures the time from navigation to the first sample
-grid over a few cold loads (a new browser context each), and prints it with the page's size.
+Serves both published bundles (the mnist32 VAE-GAN first, so shown; the conditional one in the model
+picker), drops an MNIST "3" and draws a "7", walks the path between them, moves the 7 towards an 8 in
+the edit panel, and takes a full-page screenshot. Also measures the time from navigation to the first
+sample grid over a few cold loads (a new browser context each), and prints it with the page's size.
 
     python -m tests.browser.screenshot [OUT.png] [--loads 5]
 """
@@ -10,6 +11,7 @@ grid over a few cold loads (a new browser context each), and prints it with the 
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import statistics
 import sys
@@ -22,7 +24,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from service.playground import STATIC_DIR
 from tests.browser.harness import (
+    CONDITIONAL_NAME,
     NO_CHROMIUM,
+    PRETRAINED_NAME,
     REPO,
     VIEWPORT,
     chromium_path,
@@ -44,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def first_minute(page: Page, base: str) -> None:
-    """Drop a digit as the path's start, draw another as its end, put the slider half way."""
+    """Drop a digit as the path's start, draw another as its end and edit it, put the path's slider half way."""
     open_playground(page, base)
     drop_file(page, "three.png", "image/png", mnist_digit_png(3))
     settled(page, "draw")
@@ -55,6 +59,10 @@ def first_minute(page: Page, base: str) -> None:
     page.click("#to-b")
     expect(page.locator("#end-b")).to_have_text("drawing")
     settled(page, "interpolate")
+    page.click("#to-edit")
+    settled(page, "edit")
+    page.select_option("#edit-from", "7")
+    expect(page.locator("#edit-source")).to_have_text("drawing: class 7")
     page.focus("#slider")
     page.keyboard.press("Home")
     for _ in range(4):
@@ -86,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with (
         tempfile.TemporaryDirectory() as tmp,
-        pretrained_server(Path(tmp) / "serve.log") as server,
+        pretrained_server(Path(tmp) / "serve.log", names=f"{PRETRAINED_NAME},{CONDITIONAL_NAME}") as server,
         sync_playwright() as playwright,
     ):
         browser = launch(playwright)
@@ -97,8 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_png(page.screenshot(full_page=True), args.out)
         browser.close()
     files = list(STATIC_DIR.iterdir())
+    size = sum(p.stat().st_size for p in files)
+    zipped = sum(len(gzip.compress(p.read_bytes(), 9)) for p in files)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
-    print(f"page: {sum(p.stat().st_size for p in files)} bytes (html + css + js, {len(files)} files, uncompressed)")
+    print(f"page: {size} bytes, {zipped} gzipped (html + css + js, {len(files)} files, each gzipped alone)")
     spread = f"{min(times):.0f}-{max(times):.0f} ms over {len(times)} cold loads"
     print(f"first sample grid: median {statistics.median(times):.0f} ms after navigation ({spread})")
     return 0

@@ -190,6 +190,18 @@ def test_no_class_picker_when_the_model_lists_no_classes(page: Page, base: str) 
     page.route("**/model", without_classes)
     open_playground(page, base)
     assert page.is_hidden("#label-field")
+    assert page.is_visible("#classes-none") and page.is_hidden("#classes-grid")  # no class grid, no edits: said so
+    assert page.is_visible("#edit-none") and page.is_hidden("#edit-controls")
+
+
+def test_one_model_has_no_picker_and_no_model_parameter(page: Page, base: str) -> None:
+    """A service of one model: every route serves it without ``model=``, and the calls shown stay as short."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/static/" not in r.url else None)
+    open_playground(page, base)
+    assert page.is_hidden("#model-field")
+    assert len(asked) > 5 and [url for url in asked if "model=" in url] == []
+    assert "model=" not in page.url and "model=" not in page.inner_text("#sample-call")
 
 
 def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> None:
@@ -203,7 +215,7 @@ def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> N
 
         # Not ready: the page says why, and the panels answer in words.
         page.wait_for_selector("#status.down")
-        assert "not ready: model not found" in page.inner_text("#status")
+        assert f"not ready: {PRETRAINED_NAME}: model not found" in page.inner_text("#status")
         page.click("#new-seed")
         page.wait_for_selector("#sample-error:not([hidden])")
         assert page.inner_text("#sample-error") == answer(f"{server.base}/readyz")[1]["detail"]

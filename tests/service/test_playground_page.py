@@ -116,9 +116,10 @@ def test_no_static_file_reaches_another_origin_or_evaluates_strings(name: str) -
 
 def test_the_page_calls_only_the_public_api(no_model: TestClient) -> None:
     script = "".join((STATIC_DIR / name).read_text() for name in STATIC_FILES if name.endswith(".js"))
-    literals = re.findall(r"(?:call\(|getJSON\(|const path = )\s*[`\"]([a-z]+)", script)  # the paths it requests
+    literals = re.findall(r"(?:call\(|getJSON\(|route\()\s*[`\"]([a-z/]+)", script)  # the paths it requests
     called = set(literals)
-    assert called >= {"readyz", "model", "sample", "reconstruct", "similarity", "encode", "interpolate"}
+    assert called >= {"models", "model", "sample", "sample/grid", "edit", "reconstruct", "similarity", "encode"}
+    assert "interpolate" in called
     public = {path.lstrip("/") for path in no_model.get("/openapi.json").json()["paths"]}
     assert called <= public
     assert not public & {"", "playground"}  # the page itself stays out of the API's schema
@@ -146,3 +147,17 @@ def test_the_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert Settings().playground is True
     monkeypatch.setenv("VAEGAN_PLAYGROUND", "false")
     assert Settings().playground is False
+
+
+@pytest.mark.parametrize("name", STATIC_FILES)
+def test_every_static_file_stays_small(name: str) -> None:
+    """STYLE.md's 300-line bound holds for the page's files too: one module per panel, one job per file."""
+    assert len((STATIC_DIR / name).read_text().splitlines()) <= 300
+
+
+def test_every_panel_is_a_module_that_the_entry_mounts() -> None:
+    entry = (STATIC_DIR / "playground.js").read_text()
+    panels = sorted(re.findall(r'import \{ mount as \w+ \} from "\./(\w+)\.js"', entry))
+    assert panels == ["draw", "edit", "grid", "interpolate", "models", "sample"]
+    for panel in panels:
+        assert "export function mount(" in (STATIC_DIR / f"{panel}.js").read_text(), panel
