@@ -7,7 +7,7 @@ DEMO_RUN ?= runs/demo
 DEMO_EPOCHS ?= 4
 # The default recipe (trainer/recipes.py) in bf16 autocast: 500 steps of batch 64, about 2 minutes on
 # 2 CPU cores. With the fitted prior /sample serves as clean digits at 500 steps as at 2,500
-# (docs/benchmarks.md, "Priors": the steps curve of the demo recipe).
+# (docs/benchmarks.md, "Longer training": the steps curve of the demo recipe).
 DEMO_FLAGS ?= --recipe default --amp
 MODELS_DIR ?= models
 

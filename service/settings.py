@@ -51,12 +51,12 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=32, ge=1, le=1024)  # rows (images or latents) per ONNX Runtime call
     # How long the first queued row waits for company. 0: no deliberate wait; the rows that arrive
     # while a batch runs form the next one. On CPU a wait costs its own length per network at low
-    # load and buys nothing at high load (docs/api.md, "Performance"); raise it on a GPU, where
+    # load and buys nothing at high load (docs/benchmarks.md, "Serving"); raise it on a GPU, where
     # bigger batches are cheaper.
     max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
     max_queue: int = Field(default=1024, ge=1)  # rows waiting per network; beyond it: 503 with Retry-After
-    # Batches of one network running at once. Each ONNX Runtime call uses one thread (measured best,
-    # bench/runtime.py), so one worker per core, up to 4 (bench/serve.py: 1 worker left a core idle).
+    # Batches of one network running at once. Each ONNX Runtime call uses one thread (measured best:
+    # docs/benchmarks.md, "Runtime"), so one worker per core, up to 4 (with 1, bench/serve.py left a core idle).
     batch_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=16)
 
     # Request limits.
@@ -69,9 +69,8 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=4096 * 4096, ge=1)  # width x height from the image header, before decoding
     max_output_pixels: int = Field(default=16 * 1024 * 1024, ge=1)  # an output grid (after nrow and scale)
     # Uploads and outputs of at most this many pixels are decoded and PNG-encoded on the event loop,
-    # larger ones in a worker thread: for small images the hop costs more than the work (0: always
-    # a thread). At 256x256 the loop is held ~0.85 ms by an upload, ~0.2 ms by an output
-    # (docs/benchmarks.md, "Serving").
+    # larger ones in a worker thread: for small images the hop costs more than the work, for large
+    # ones holding the loop costs more than the hop (0: always a thread; docs/benchmarks.md, "Serving").
     inline_pixels: int = Field(default=256 * 256, ge=0)
     # Uploads over inline_pixels decoded at once (others wait their turn): a 4096x4096 16-bit PNG
     # holds ~50 MiB while it is decoded, so memory stays bounded whatever arrives (docs/security.md).
@@ -86,8 +85,8 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # also serve /metrics here, without a key
 
-    # Process. uvicorn's "auto" picks httptools and uvloop, which the serve extras install (about
-    # 1 ms less CPU per request than h11 on asyncio's loop, docs/benchmarks.md); h11 and asyncio
+    # Process. uvicorn's "auto" picks httptools and uvloop, which the serve extras install (less CPU
+    # per request than h11 on asyncio's loop: docs/benchmarks.md, "Serving"); h11 and asyncio
     # remain for a platform without those wheels.
     http: Literal["auto", "httptools", "h11"] = "auto"
     loop: Literal["auto", "uvloop", "asyncio"] = "auto"

@@ -3,11 +3,11 @@
 Inputs and outputs (names, dims) come from the bundle's manifest, their element types from the ONNX
 file itself (the repository checks both against the file). The batching defaults are the service's
 own (service/settings.py) for the same reason the service has them: measured with bench/serve.py
-on CPU, the decoder costs 0.98 ms per row at batch 1, 0.94 at 16 and 0.84 at 32, and a deliberate
-wait of 2 ms cost 2 ms per network at low load for no gain at high load (docs/benchmarks.md,
-docs/api.md "Performance"). So: batches up to 32 rows, preferred sizes 16 (one /sample of the
-default n=16) and 32 (the cheapest per row), and no queue delay. On a GPU, where a batch of 32
-costs about what a batch of 1 does, a delay may pay: measure it there (docs/scaling.md).
+on CPU, a decoder row costs about as much at batch 32 as at batch 1, and a deliberate wait costs
+its own length per network at low load for no gain at high load (docs/benchmarks.md, "Serving").
+So: batches up to 32 rows, preferred sizes 16 (one /sample of the default n=16) and 32 (the
+cheapest per row), and no queue delay. On a GPU, where a batch of 32 costs about what a batch of
+1 does, a delay may pay: measure it there (docs/scaling.md).
 """
 
 from __future__ import annotations
