@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, read from the import statements of every library file (ast, no import runs).
+"""The layering of docs/architecture.md, "Layers", read from the import statements of every library file (ast).
 
 model_core is a library: it imports nothing of trainer, service or bench. The service sees of
 model_core only its torch-free modules: the bundle format, the image preprocessing and the image

@@ -63,7 +63,7 @@ def _prior_components(text: str) -> int | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The flags of vaegan-train (DESIGN.md, Commands); a flag not given is absent (TrainConfig's default)."""
+    """The flags of vaegan-train (README.md, "Train and export"); a flag not given is absent (TrainConfig's default)."""
     p = _Parser(
         prog=PROG,
         description="Train a VAE-GAN (Larsen et al. 2016) and write runs/NAME.",

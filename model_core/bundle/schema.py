@@ -70,8 +70,8 @@ class OrtSessionOptions(BaseModel):
 
     The one home of their defaults: the exporter writes ``OrtSessionOptions().model_dump()``, the
     service parses the manifest's dict through this model and fills in what it leaves out. Keys
-    this build does not know (a newer exporter's) are ignored. Why these values: docs/api.md,
-    "Performance" (figures measured by bench/runtime.py).
+    this build does not know (a newer exporter's) are ignored. Why these values: docs/benchmarks.md,
+    "Runtime".
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -171,7 +171,7 @@ class Bundle(_Frozen):
 def network_signatures(
     image: ImageSpec, latent_dim: int, similarity_features: int, num_classes: int = 0
 ) -> dict[str, Signature]:
-    """What each network file takes and returns, batch axis dynamic (DESIGN.md, Model bundle).
+    """What each network file takes and returns, batch axis dynamic (docs/bundle.md, "manifest.json").
 
     A conditional model (``num_classes`` > 0) has a second input, "label" (N, K), to Enc and Dec.
     """

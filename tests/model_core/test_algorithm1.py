@@ -2,7 +2,7 @@
 
 The expected gradients come from a reference forward pass written out here with direct formulas
 (reparameterised z, then z_p, one decoder pass over both, one discriminator pass over x and the
-fakes, as DESIGN.md asks), differentiated with ``torch.autograd.grad``. The step runs plain SGD with
+fakes, as in Algorithm 1 of the paper), differentiated with ``torch.autograd.grad``. The step runs plain SGD with
 lr = 1, so ``before - after`` is exactly the gradient the step applied. Everything is float64 so the
 comparison can be tight.
 """
