@@ -1,4 +1,4 @@
-"""The options bench/quality.py tuned: the pixel likelihood's sigma and the decoder BN recalibration."""
+"""The options bench.quality tuned: the pixel likelihood's sigma and the decoder BN recalibration."""
 
 from __future__ import annotations
 
