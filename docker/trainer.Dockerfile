@@ -32,14 +32,15 @@ RUN apt-get update \
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 
 # The project, installed in development mode from /app: trainer/mnist.py reads the embedded digits
-# from data/mnist beside the package, so the source tree and the data travel together.
+# from data/mnist beside the package, so the source tree and the data travel together. The
+# [tensorboard] extra serves vaegan-train --tensorboard and compose's tensorboard profile.
 WORKDIR /app
 COPY docker/constraints.txt /tmp/constraints.txt
 COPY pyproject.toml README.md ./
 COPY model_core/ model_core/
 COPY trainer/ trainer/
 COPY data/mnist/ data/mnist/
-RUN pip install --no-cache-dir --constraint /tmp/constraints.txt --editable ".[train]" \
+RUN pip install --no-cache-dir --constraint /tmp/constraints.txt --editable ".[train,tensorboard]" \
     && python -m compileall -q /app/model_core /app/trainer
 
 # --- final: Python, the virtual environment and the source; no compilers, no pip cache ----------

@@ -178,7 +178,7 @@ def test_host_port_comes_from_the_environment() -> None:
 
 
 def test_ports_are_published_on_the_loopback_unless_told_otherwise(gpu: dict[str, Any]) -> None:
-    for name in ("service", "prometheus", "grafana"):
+    for name in ("service", "prometheus", "grafana", "tensorboard"):
         assert all(port.startswith("127.0.0.1:") for port in gpu["services"][name]["ports"]), name
     opened = config([COMPOSE], {"VAEGAN_BIND": "0.0.0.0"})["services"]["service"]["ports"]
     assert opened == ["0.0.0.0:8000:8000"]
@@ -190,6 +190,22 @@ def test_the_service_container_is_locked_down(gpu: dict[str, Any], cpu: dict[str
         service = variant["services"]["service"]
         assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
         assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_tensorboard_is_an_opt_in_profile_on_the_trainers_runs(gpu: dict[str, Any], cpu: dict[str, Any]) -> None:
+    """`--profile tensorboard` adds it; it reads the runs volume, where the trainer writes event files."""
+    for variant in (gpu, cpu):
+        board, trainer = variant["services"]["tensorboard"], variant["services"]["trainer"]
+        assert board["profiles"] == ["tensorboard"]
+        assert "--tensorboard" in trainer["command"]
+        assert board["image"] == trainer["image"] and board["build"] == trainer["build"]  # the [tensorboard] extra
+        assert volume_mounts(board) == {"/runs": ("runs", True)}
+        assert volume_mounts(trainer)["/runs"] == ("runs", False)
+        assert flag(board["command"], "--logdir") == "/runs"
+        assert board["read_only"] is True and board["cap_drop"] == ["ALL"]
+    assert config([COMPOSE], {"VAEGAN_TENSORBOARD_PORT": "16006"})["services"]["tensorboard"]["ports"] == [
+        "127.0.0.1:16006:6006"
+    ]
 
 
 def test_grafana_needs_its_admin_password() -> None:

@@ -3,12 +3,14 @@
 Reads docker-compose.yml, sets a tiny run through the same variables a user would set (embedded
 digits, two steps, a small evaluation, on the CPU), maps each named volume to a temporary folder,
 then runs the trainer's command with this environment's console scripts, starts the service's
-command, waits for /readyz, fetches /sample?n=4 and runs the compose healthcheck against it.
+command, waits for /readyz, fetches /sample?n=4 and runs the compose healthcheck against it; then
+starts the tensorboard profile's command on the same runs volume and finds the run's scalars there.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -153,3 +155,33 @@ def test_compose_trainer_then_service_commands_work(tmp_path: Path) -> None:
 
     # Once the service is gone the healthcheck fails: it does not pass by accident.
     assert subprocess.run(healthcheck, capture_output=True, timeout=30).returncode != 0
+
+    check_tensorboard(services["tensorboard"], volumes, tmp_path, run=name)
+
+
+def check_tensorboard(board: dict[str, Any], volumes: Path, tmp_path: Path, run: str) -> None:
+    """The tensorboard profile's command, on the loopback and a free port, lists the run and its scalars."""
+    paths = host_paths(board, volumes)
+    argv = [on_host(arg, paths) for arg in board["command"]]
+    argv[0] = str(BIN / argv[0])
+    port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--bind_all")] = "--host=127.0.0.1"
+    log = tmp_path / "tensorboard.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=process_env(board, paths), cwd=tmp_path, stdout=out, stderr=out)
+    try:
+        deadline, tags = time.monotonic() + 90, {}
+        while not tags and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-4000:]
+            try:
+                status, _, body = get(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5)
+                tags = json.loads(body) if status == 200 else {}
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.5)
+        assert [key for key in tags if key.split("/")[0] == run], (tags, log.read_text()[-2000:])
+        assert any("kl" in tag for scalars in tags.values() for tag in scalars), tags
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -99,7 +99,7 @@ def test_trainer_installs_the_pinned_torch_from_the_cuda_13_index() -> None:
     assert arg_default(TRAINER, "TORCH_VERSION") == pins()["torch"]
     runs = " ".join(args for op, args in stages(TRAINER)[0] if op == "RUN")
     assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runs
-    assert '--editable ".[train]"' in runs
+    assert '--editable ".[train,tensorboard]"' in runs  # compose's tensorboard profile runs this image
 
 
 def test_trainer_image_carries_the_embedded_digits() -> None:
@@ -132,7 +132,7 @@ def test_service_exposes_8000_checks_readyz_and_serves_on_all_interfaces() -> No
 def test_constraints_pin_every_image_dependency_within_pyproject() -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     pinned = pins()
-    for extra in ("train", "serve", "serve-gpu"):
+    for extra in ("train", "tensorboard", "serve", "serve-gpu"):
         for text in extras[extra]:
             requirement = Requirement(text)
             name = requirement.name.lower()
