@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright
 
@@ -180,3 +181,20 @@ def drop_file(page: Page, name: str, media_type: str, data: bytes) -> None:
         [name, media_type, base64.b64encode(data).decode()],
     )
     page.dispatch_event("#pad", "drop", {"dataTransfer": transfer})
+
+
+def assert_accessible(page: Page) -> None:
+    """axe-core finds no serious or critical violation on the page as shown; else each one's id, impact, nodes.
+
+    axe-core comes inside the axe-playwright-python wheel and is injected through Playwright, which the page's
+    CSP does not govern; nothing is fetched. Hidden elements are not scanned: call this in each state to check.
+    """
+    results = Axe().run(page).response
+    assert "color-contrast" in {rule["id"] for rule in results["passes"]}, "axe checked no text's contrast"
+    found = [
+        f"{rule['id']} ({rule['impact']}): {rule['help']}; nodes: "
+        + ", ".join(" ".join(map(str, node["target"])) for node in rule["nodes"])
+        for rule in results["violations"]
+        if rule["impact"] in ("serious", "critical")
+    ]
+    assert not found, "axe-core:\n" + "\n".join(found)

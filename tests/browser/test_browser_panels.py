@@ -1,6 +1,6 @@
-"""The playground's edit, class grid, model picker, links and downloads in headless Chromium, against a live
-``vaegan-serve`` of both published bundles: mnist32-vaegan (class means, a fitted prior) listed first, so the
-default, and mnist32-cvaegan (conditional, no fitted prior).
+"""The playground's edit, class grid, model picker, links, downloads and accessibility in headless Chromium,
+against a live ``vaegan-serve`` of both published bundles: mnist32-vaegan (class means, a fitted prior) listed
+first, so the default, and mnist32-cvaegan (conditional, no fitted prior).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.browser.harness import (
     PRETRAINED_NAME,
     VIEWPORT,
     Watch,
+    assert_accessible,
     download,
     drop_file,
     mnist_digit_png,
@@ -259,3 +260,18 @@ def test_every_control_has_a_name_and_the_panels_work_from_the_keyboard(page: Pa
     page.keyboard.press("End")
     expect(page.locator("#strip img.current")).to_have_attribute("alt", "step 9")
     expect(page).to_have_url(re.compile(r"[?&]at=9(&|$)"))  # the link follows the slider
+
+
+def test_axe_finds_no_serious_or_critical_violation_with_every_panel_shown(page: Page, base: str) -> None:
+    open_playground(page, base)  # the model picker shows: this server lists two models
+    assert page.is_visible("#model-field")
+    assert_accessible(page)
+    # What the first look hides: a link's notice, an API error, the conditional model's class fields.
+    open_playground(page, base, "?colour=red")
+    drop_file(page, "notes.txt", "text/plain", b"not an image")
+    page.wait_for_selector("#draw-error:not([hidden])")
+    page.select_option("#model", CONDITIONAL_NAME)
+    page.wait_for_selector("#draw-label-field:not([hidden])")
+    page.wait_for_selector("main:not(:has(section[aria-busy]))")
+    assert page.is_visible("#link-notice") and page.is_visible("#draw-error")
+    assert_accessible(page)

@@ -21,6 +21,7 @@ from playwright.sync_api import FilePayload, Page, Route, expect
 from tests.browser.harness import (
     PRETRAINED_NAME,
     Watch,
+    assert_accessible,
     broken_images,
     draw,
     drop_file,
@@ -246,6 +247,7 @@ def test_a_keyed_service_asks_for_the_key_and_keeps_it_in_the_tab(page: Page, tm
         page.goto(f"{server.base}/")
         page.wait_for_selector("#key-form:not([hidden])")
         assert page.is_hidden("#grid")
+        assert_accessible(page)  # the key's field too
         page.fill("#api-key", key)
         page.click("#key-form button")
         page.wait_for_selector("#grid:not([hidden])")
