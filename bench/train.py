@@ -91,9 +91,8 @@ class MinimalLoop:
 
     def __init__(self, cfg: TrainConfig) -> None:
         torch.manual_seed(cfg.seed)
-        self.objective = cfg.objective
-        self.model = VAEGAN(PRESETS[cfg.preset], self.objective).train()
-        self.optimizers = self.model.make_optimizers(cfg.lr)
+        self.model = VAEGAN(PRESETS[cfg.preset], cfg.objective).train()
+        self.algorithm1 = self.model.algorithm1(self.model.make_optimizers(cfg.lr))
         self.generator = torch.Generator().manual_seed(cfg.seed)
         images, _ = load_embedded_mnist()
         x = digits_in_model_range(images[TRAIN_SLICE], PRESETS[cfg.preset].image_size)  # (8000, 1, 32, 32)
@@ -101,10 +100,9 @@ class MinimalLoop:
         self.next = 0
 
     def step(self) -> None:
-        m = self.model
         x = self.batches[self.next % len(self.batches)]
         self.next += 1
-        algorithm1_step(m.encoder, m.decoder, m.discriminator, x, self.optimizers, self.objective, self.generator)
+        algorithm1_step(self.algorithm1, x, generator=self.generator)
 
     def steps_per_s(self, warmup: int, steps: int) -> float:
         for _ in range(warmup):

@@ -128,22 +128,11 @@ def compute_losses(
     gan_fakes = (recon_logits, prior_logits) if objective.gan_inputs == "three" else (prior_logits,)
     dis_loss = losses.gan_discriminator_loss(real_logits, *gan_fakes)
     gen_loss = losses.gan_generator_loss(*gan_fakes, saturating=objective.generator_loss == "minimax")
-
-    logs = {
-        "kl": kl.detach(),
-        "llike": llike.detach(),
-        "gan": dis_loss.detach(),
-        "dis_real_bce": losses.gan_discriminator_loss(real_logits).detach(),
-        "dis_fake_bce": (dis_loss - losses.gan_discriminator_loss(real_logits)).detach() / len(gan_fakes),
-        "dis_acc_real": losses.discriminator_accuracy(real_logits.detach(), real=True),
-        "dis_acc_fake": losses.discriminator_accuracy(torch.cat(gan_fakes).detach(), real=False),
-    }
+    logs = {"kl": kl.detach(), "llike": llike.detach(), **discriminator_logs(dis_loss, real_logits, gan_fakes)}
     if classes is not None:  # a class head (AC-GAN): Dis learns real classes, Dec must show its labels
         dis_class, dec_class = class_head_losses(classes, y, y_p)
-        dis_loss, gen_loss = (
-            dis_loss + objective.class_weight * dis_class,
-            gen_loss + objective.class_weight * dec_class,
-        )
+        dis_loss = dis_loss + objective.class_weight * dis_class
+        gen_loss = gen_loss + objective.class_weight * dec_class
         logs["dis_class_ce"], logs["dec_class_ce"] = dis_class.detach(), dec_class.detach()
     return StepLosses(
         enc=kl + llike,  # theta_Enc objective
@@ -151,6 +140,20 @@ def compute_losses(
         dis=dis_loss,  # theta_Dis objective
         logs=logs,
     )
+
+
+def discriminator_logs(
+    dis_loss: torch.Tensor, real_logits: torch.Tensor, gan_fakes: tuple[torch.Tensor, ...]
+) -> dict[str, torch.Tensor]:
+    """Dis's BCE in all, on real images and per fake input (what the equilibrium rule reads), and its accuracies."""
+    real_bce = losses.gan_discriminator_loss(real_logits)
+    return {
+        "gan": dis_loss.detach(),
+        "dis_real_bce": real_bce.detach(),
+        "dis_fake_bce": (dis_loss - real_bce).detach() / len(gan_fakes),
+        "dis_acc_real": losses.discriminator_accuracy(real_logits.detach(), real=True),
+        "dis_acc_fake": losses.discriminator_accuracy(torch.cat(gan_fakes).detach(), real=False),
+    }
 
 
 def equilibrium_gates(logs: dict[str, torch.Tensor], objective: ObjectiveConfig) -> tuple[bool, bool]:
@@ -172,37 +175,59 @@ def equilibrium_gates(logs: dict[str, torch.Tensor], objective: ObjectiveConfig)
     return train_dec, train_dis
 
 
-def algorithm1_step(
-    encoder: nn.Module,
-    decoder: nn.Module,
-    discriminator: nn.Module | None,
-    x: torch.Tensor,
-    optimizers: Optimizers,
-    objective: ObjectiveConfig,
-    generator: torch.Generator | None = None,
-    scaler: torch.amp.GradScaler | None = None,
-    autocast_dtype: torch.dtype | None = None,
-    y: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Run one step of Algorithm 1 in place; return detached scalar logs (no host sync).
+@dataclass
+class Algorithm1:
+    """What one step of Algorithm 1 works on besides the batch: the three networks (as the caller runs them,
+    e.g. DDP-wrapped), one optimizer each, the objective and the precision."""
 
-    ``y``: one-hot labels (B, K) for a conditional model, else None.
+    encoder: nn.Module
+    decoder: nn.Module
+    discriminator: nn.Module | None  # None in mode "vae": no adversary, no Dis update
+    optimizers: Optimizers
+    objective: ObjectiveConfig
+    scaler: torch.amp.GradScaler | None = None  # float16 autocast's loss scaling, else None
+    autocast_dtype: torch.dtype | None = None  # bfloat16 / float16 autocast, None: float32
+
+
+def algorithm1_step(
+    algo: Algorithm1, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """Run one step of Algorithm 1 on the batch ``x`` in place; return detached scalar logs (no host sync).
+
+    ``y``: one-hot labels (B, K) for a conditional model, else None; ``generator`` draws z, z_p (and y_p).
     """
     autocast = (
-        torch.autocast(device_type=x.device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
+        torch.autocast(device_type=x.device.type, dtype=algo.autocast_dtype)
+        if algo.autocast_dtype is not None
         else contextlib.nullcontext()
     )
     with autocast:
-        step = compute_losses(encoder, decoder, discriminator, x, objective, generator, y)
-    update_dec, update_dis = equilibrium_gates(step.logs, objective)
+        step = compute_losses(algo.encoder, algo.decoder, algo.discriminator, x, algo.objective, generator, y)
+    update_dec, update_dis = equilibrium_gates(step.logs, algo.objective)
 
     # Each objective is differentiated w.r.t. its own network only, before any parameter moves.
-    jobs: list[tuple[torch.Tensor, nn.Module, torch.optim.Optimizer]] = [(step.enc, encoder, optimizers.enc)]
+    jobs: list[tuple[torch.Tensor, nn.Module, torch.optim.Optimizer]] = [(step.enc, algo.encoder, algo.optimizers.enc)]
     if update_dec:
-        jobs.append((step.dec, decoder, optimizers.dec))
-    if step.dis is not None and discriminator is not None and update_dis:
-        jobs.append((step.dis, discriminator, optimizers.dis))
+        jobs.append((step.dec, algo.decoder, algo.optimizers.dec))
+    if step.dis is not None and algo.discriminator is not None and update_dis:
+        jobs.append((step.dis, algo.discriminator, algo.optimizers.dis))
+    descend(jobs, algo.scaler)
+
+    logs = dict(step.logs)
+    logs["enc_loss"] = step.enc.detach()
+    logs["dec_loss"] = step.dec.detach()
+    if step.dis is not None:
+        logs["dis_loss"] = step.dis.detach()
+    logs["dec_updated"] = torch.tensor(float(update_dec))
+    logs["dis_updated"] = torch.tensor(float(update_dis and step.dis is not None))
+    return logs
+
+
+def descend(
+    jobs: list[tuple[torch.Tensor, nn.Module, torch.optim.Optimizer]], scaler: torch.amp.GradScaler | None
+) -> None:
+    """Every (loss, network, optimizer): all gradients first, each w.r.t. its own network's parameters, then
+    every optimizer steps (through the scaler when there is one)."""
     for _, _, opt in jobs:
         opt.zero_grad(set_to_none=True)
     for i, (loss, net, _) in enumerate(jobs):
@@ -216,15 +241,6 @@ def algorithm1_step(
             opt.step()
     if scaler is not None:
         scaler.update()
-
-    logs = dict(step.logs)
-    logs["enc_loss"] = step.enc.detach()
-    logs["dec_loss"] = step.dec.detach()
-    if step.dis is not None:
-        logs["dis_loss"] = step.dis.detach()
-    logs["dec_updated"] = torch.tensor(float(update_dec))
-    logs["dis_updated"] = torch.tensor(float(update_dis and step.dis is not None))
-    return logs
 
 
 class VAEGAN(nn.Module):
@@ -265,6 +281,16 @@ class VAEGAN(nn.Module):
             dis=rmsprop(self.discriminator.parameters(), lr * dis_lr_scale),
         )
 
+    def algorithm1(
+        self,
+        optimizers: Optimizers,
+        scaler: torch.amp.GradScaler | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> Algorithm1:
+        """This model's networks, stepped by ``optimizers`` under its objective (no Dis in mode "vae")."""
+        dis = self.discriminator if self.objective.mode == "vaegan" else None
+        return Algorithm1(self.encoder, self.decoder, dis, optimizers, self.objective, scaler, autocast_dtype)
+
     def train_step(
         self,
         x: torch.Tensor,
@@ -274,7 +300,5 @@ class VAEGAN(nn.Module):
         autocast_dtype: torch.dtype | None = None,
         y: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        dis = self.discriminator if self.objective.mode == "vaegan" else None
-        return algorithm1_step(
-            self.encoder, self.decoder, dis, x, optimizers, self.objective, generator, scaler, autocast_dtype, y
-        )
+        """One step of Algorithm 1 on this unwrapped model (``algorithm1_step`` of ``self.algorithm1(...)``)."""
+        return algorithm1_step(self.algorithm1(optimizers, scaler, autocast_dtype), x, y, generator)

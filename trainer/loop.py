@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from model_core.averaging import ema_model
 from model_core.config import PRESETS, ModelConfig
 from model_core.regularization import r1_step
-from model_core.vaegan import VAEGAN, algorithm1_step
+from model_core.vaegan import VAEGAN, Algorithm1, algorithm1_step
 from trainer import checkpoint, distributed, grids
 from trainer.checkpoint import NETWORKS, TrainingState
 from trainer.config import TrainConfig, TrainingError, UsageError
@@ -52,8 +51,7 @@ class Run:
     cfg: TrainConfig
     processes: distributed.Processes
     state: TrainingState
-    nets: dict[str, nn.Module]  # the networks as the step calls them (DDP-wrapped when distributed)
-    autocast_dtype: torch.dtype | None
+    algorithm1: Algorithm1  # the networks as the step calls them (DDP-wrapped when distributed), precision
     data: ImageData
     per_rank: int  # batch of each process
     steps_per_epoch: int
@@ -71,12 +69,24 @@ class Run:
         """
         if self.processes.is_main:
             ckpt = checkpoint.build(
-                *(self.state, self.cfg, self.steps_per_epoch, self.data.preprocessing),
+                self.state,
+                self.cfg,
+                self.steps_per_epoch,
+                self.data.preprocessing,
                 class_names=self.data.class_names,
                 finished=bool(final),
                 **final,
             )
             checkpoint.save_atomic(ckpt, path or self.ckpt_path)
+
+    def summary(self) -> str:
+        """One line: the preset, the data, the devices and the step budget."""
+        cfg, data, processes = self.cfg, self.data, self.processes
+        return (
+            f"{cfg.preset} on {cfg.dataset} ({len(data.train)} train / {len(data.heldout)} held-out images, "
+            f"{data.skipped} skipped) on {processes.device} x{processes.world}: {self.total_steps} steps of "
+            f"{cfg.batch_size}, {self.steps_per_epoch} per epoch"
+        )
 
     def labels(self, which: str, n: int | None = None) -> torch.Tensor | None:
         """The first ``n`` (None: all) "train" or "heldout" labels as a tensor, None for unlabelled data."""
@@ -158,13 +168,13 @@ def setup(cfg: TrainConfig, processes: distributed.Processes) -> Run:
         ema=ema_model(model.decoder, cfg.decoder_ema) if cfg.decoder_ema > 0 else None,
     )
     nets = {name: distributed.wrap(getattr(model, name), processes) for name in NETWORKS}
-    total_steps = planned_steps(cfg, steps_per_epoch)
-    logger.info(
-        "training %s on %s (%d train / %d held-out images, %d skipped) on %s x%d: %d steps of %d, %d per epoch",
-        *(cfg.preset, cfg.dataset, len(data.train), len(data.heldout), data.skipped, device, processes.world),
-        *(total_steps, cfg.batch_size, steps_per_epoch),
+    discriminator = nets["discriminator"] if cfg.mode == "vaegan" else None
+    algorithm1 = Algorithm1(
+        nets["encoder"], nets["decoder"], discriminator, state.optimizers, cfg.objective, scaler, autocast_dtype
     )
-    return Run(cfg, processes, state, nets, autocast_dtype, data, per_rank, steps_per_epoch, total_steps)
+    run = Run(cfg, processes, state, algorithm1, data, per_rank, steps_per_epoch, planned_steps(cfg, steps_per_epoch))
+    logger.info("training %s", run.summary())
+    return run
 
 
 def train_epochs(run: Run) -> None:
@@ -222,13 +232,9 @@ def train_step(
 ) -> dict[str, torch.Tensor]:
     """One step of Algorithm 1 on the batch ``x`` (labels ``y`` when conditional), a lazy R1 step when one is
     due (--r1-gamma), then the decoder's EMA follows."""
-    nets, state, cfg = run.nets, run.state, run.cfg
-    discriminator = nets["discriminator"] if cfg.mode == "vaegan" else None
-    logs = algorithm1_step(
-        *(nets["encoder"], nets["decoder"], discriminator, x, state.optimizers, cfg.objective),
-        *(z_generator, state.scaler, run.autocast_dtype, y),
-    )
-    if discriminator is not None and cfg.r1_gamma and state.position.step % cfg.r1_every == 0:
+    state, cfg = run.state, run.cfg
+    logs = algorithm1_step(run.algorithm1, x, y, z_generator)
+    if run.algorithm1.discriminator is not None and cfg.r1_gamma and state.position.step % cfg.r1_every == 0:
         r1_step(state.model.discriminator, x, state.optimizers.dis, cfg.r1_gamma, cfg.r1_every, y)
     if state.ema is not None:
         state.ema.update_parameters(state.model.decoder)
