@@ -196,11 +196,8 @@ def algorithm1_step(
 
     ``y``: one-hot labels (B, K) for a conditional model, else None; ``generator`` draws z, z_p (and y_p).
     """
-    autocast = (
-        torch.autocast(device_type=x.device.type, dtype=algo.autocast_dtype)
-        if algo.autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
+    dtype = algo.autocast_dtype
+    autocast = torch.autocast(device_type=x.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     with autocast:
         step = compute_losses(algo.encoder, algo.decoder, algo.discriminator, x, algo.objective, generator, y)
     update_dec, update_dis = equilibrium_gates(step.logs, algo.objective)
@@ -213,9 +210,7 @@ def algorithm1_step(
         jobs.append((step.dis, algo.discriminator, algo.optimizers.dis))
     descend(jobs, algo.scaler)
 
-    logs = dict(step.logs)
-    logs["enc_loss"] = step.enc.detach()
-    logs["dec_loss"] = step.dec.detach()
+    logs = {**step.logs, "enc_loss": step.enc.detach(), "dec_loss": step.dec.detach()}
     if step.dis is not None:
         logs["dis_loss"] = step.dis.detach()
     logs["dec_updated"] = torch.tensor(float(update_dec))
