@@ -1,6 +1,6 @@
 """vaegan-export: a trainer checkpoint becomes a verified bundle (model_core.export does the export).
 
-Reads what ``trainer/checkpoint.py`` writes, rebuilds the eval-mode model (the decoder's weight
+Reads a checkpoint through ``trainer/checkpoint.py`` (its eval-mode model: the decoder's weight
 average when the run kept one, as that is the decoder the run sampled with) and records the run's
 recipe and options in the manifest.
 """
@@ -20,12 +20,10 @@ import torch
 from model_core import bundle
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.export import PARITY_BATCHES, ExportError, export_bundle
-from model_core.serialization import CheckpointReadError, read_checkpoint
 from model_core.vaegan import VAEGAN
-from trainer.checkpoint import NETWORKS
-from trainer.config import TrainConfig, UsageError
+from trainer.checkpoint import CheckpointReadError, load_model
+from trainer.config import UsageError
 from trainer.datasets import digits_in_model_range, load_dataset
-from trainer.evaluation import recalibrated_copy
 from trainer.mnist import HELDOUT_SLICE, DataError, load_embedded_mnist
 from trainer.prior import prior_of, run_latents
 from trainer.recipes import RECIPE_OPTIONS
@@ -68,41 +66,6 @@ def heldout_images(cfg: ModelConfig) -> np.ndarray | None:
     return digits_in_model_range(images[HELDOUT_SLICE][: sum(PARITY_BATCHES)], cfg.image_size).numpy()
 
 
-def load_checkpoint(path: Path, use_ema: bool = True) -> tuple[VAEGAN, dict[str, Any]]:
-    """A trainer checkpoint as an eval-mode VAEGAN and its raw dict; ExportError when it is not one.
-
-    ``use_ema``: the decoder is the run's weight average when it kept one (what its grids showed).
-    """
-    path = Path(path)
-    try:
-        ckpt = read_checkpoint(path)
-    except CheckpointReadError as exc:
-        raise ExportError(f"{path}: {exc}") from None
-    missing = [k for k in ("model_config", "models", "preprocessing") if k not in ckpt]
-    if missing:
-        raise ExportError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    try:
-        model = VAEGAN(ModelConfig.from_dict(ckpt["model_config"]), ObjectiveConfig(**(ckpt.get("objective") or {})))
-        for net in NETWORKS:
-            getattr(model, net).load_state_dict(ckpt["models"][net])
-        if use_ema and ckpt.get("decoder_ema"):
-            model.decoder.load_state_dict(ckpt["decoder_ema"]["state"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"{path}: checkpoint does not match its model_config ({exc})") from None
-    # A finished run recalibrated the batch norm of the decoder it sampled with; a mid-run checkpoint
-    # (a snapshot) none, and the last weights of a run with an EMA were never recalibrated either.
-    finished = ckpt.get("finished", ckpt.get("eval") is not None)  # older checkpoints: "eval" marks the end
-    if not finished or (not use_ema and ckpt.get("decoder_ema")):
-        train = ckpt.get("train_config") or {}
-        batches, batch_size, seed = (
-            int(train.get(k, getattr(TrainConfig, k))) for k in ("recalibrate_bn", "batch_size", "seed")
-        )
-        model.decoder = recalibrated_copy(model.decoder, model.config, batches, batch_size, seed, torch.device("cpu"))
-    if not use_ema:
-        ckpt = {**ckpt, "decoder_ema": None}
-    return model.eval(), ckpt
-
-
 def export_checkpoint(
     checkpoint_path: Path, models_dir: Path, name: str, version: str | None = None, use_ema: bool = True
 ) -> Path:
@@ -110,7 +73,10 @@ def export_checkpoint(
     bundle.validate_name(name)  # before the work: a bad name or version is refused at once
     if version is not None:
         bundle.validate_name(version, "version")
-    model, ckpt = load_checkpoint(checkpoint_path, use_ema)
+    try:
+        model, ckpt = load_model(checkpoint_path, use_ema)
+    except CheckpointReadError as exc:
+        raise ExportError(f"{checkpoint_path}: {exc}") from None
     evaluation = ckpt.get("eval") or {}
     names, means, record = tuple(ckpt.get("class_names") or ()), ckpt.get("class_means"), ckpt.get("prior")
     if not ckpt.get("finished"):  # a snapshot, or a checkpoint from before runs fitted a prior

@@ -65,10 +65,10 @@ class Run:
     def save(self, path: Path | None = None, **final: Any) -> None:
         """Rank 0 writes the checkpoint of the current position (atomically) to ``path`` (default checkpoint.pt).
 
-        ``final``: the finished run's eval_result, class_means and prior (trainer.checkpoint.build).
+        ``final``: the finished run's eval_result, class_means and prior (trainer.checkpoint.capture).
         """
         if self.processes.is_main:
-            ckpt = checkpoint.build(
+            ckpt = checkpoint.capture(
                 self.state,
                 self.cfg,
                 self.steps_per_epoch,

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.export import export_checkpoint, load_checkpoint
+from trainer import checkpoint
+from trainer.export import export_checkpoint
 
 CURVE_KEYS = ("fd_cls", "fd_cls_fitted", "sample_confidence", "sample_confidence_fitted", "nn_ratio_fitted")
 
@@ -29,10 +30,8 @@ def checkpoints(run: Path, steps: list[int] | None = None) -> list[Path]:
     if steps:
         found = [p for p in found if int(p.stem.removeprefix("step")) in steps]
     final = run / "checkpoint.pt"
-    if final.is_file():
-        ckpt = torch.load(final, map_location="cpu", weights_only=True)
-        if ckpt.get("finished", ckpt.get("eval") is not None):  # older runs: "eval" marks the end
-            found.append(final)
+    if final.is_file() and checkpoint.is_finished(checkpoint.load(final)):
+        found.append(final)
     return found
 
 
@@ -47,9 +46,9 @@ def kl_at(run: Path, step: int) -> float | None:
 
 
 @torch.no_grad()
-def real_accuracy(checkpoint: Path, images: np.ndarray) -> float:
+def real_accuracy(path: Path, images: np.ndarray) -> float:
     """The share of ``images`` (model range) whose real/fake logit from the checkpoint's Dis is > 0 (eval mode)."""
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = checkpoint.load_model(path)
     logits, _ = model.discriminator(torch.from_numpy(np.ascontiguousarray(images)))
     real = logits if logits.ndim == 1 else logits[:, 0]  # a class head's logits follow the real/fake one
     return float((real > 0).float().mean())
@@ -60,7 +59,7 @@ def curve(runs: list[Path], scorer: Any, work: Path, steps: list[int] | None = N
     rows = []
     for run in runs:
         for path in checkpoints(run, steps):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = checkpoint.load(path)
             step, seed = int(ckpt["step"]), int(ckpt["train_config"]["seed"])
             bundle = export_checkpoint(path, work / "models", f"{run.name}-step{step}")
             row = {"run": run.name, "seed": seed, "step": step, **scorer(bundle, classes=False), "kl": kl_at(run, step)}

@@ -247,12 +247,10 @@ def test_recipe_paper_keeps_the_papers_settings(tmp_path: Path) -> None:
 
 def test_export_without_the_ema_recalibrates_the_last_decoder(tmp_path: Path) -> None:
     """use_ema=False: the last weights, with BN statistics recalibrated as the run did for the EMA."""
-    from trainer.export import load_checkpoint
-
     assert main(tiny_args(tmp_path, "--max-steps", "2", "--decoder-ema", "0.9", "--recalibrate-bn", "2")) == 0
     raw = checkpoint.load(tmp_path / "checkpoint.pt")["models"]["decoder"]
-    with_ema, _ = load_checkpoint(tmp_path / "checkpoint.pt")
-    last, ckpt = load_checkpoint(tmp_path / "checkpoint.pt", use_ema=False)
+    with_ema, _ = checkpoint.load_model(tmp_path / "checkpoint.pt")
+    last, ckpt = checkpoint.load_model(tmp_path / "checkpoint.pt", use_ema=False)
     assert ckpt["decoder_ema"] is None
     assert torch.equal(last.decoder.state_dict()["out.weight"], raw["out.weight"])
     assert not torch.equal(with_ema.decoder.state_dict()["out.weight"], raw["out.weight"])
