@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
+
+# The choices of the string options, each written once: the configs check against them and
+# vaegan-train reads its --flag choices from them (typing.get_args).
+DisConditioning = Literal["auxiliary", "projection", "planes"]  # how a conditional Dis sees the label
+Mode = Literal["vaegan", "vae"]  # Dis_l likelihood + GAN, or the plain VAE baseline
+GanInputs = Literal["three", "two"]  # the fakes Dis judges: x, Dec(z), Dec(z_p) or x, Dec(z_p)
+GeneratorLoss = Literal["minimax", "nonsaturating"]
+DisPasses = Literal["joint", "separate"]  # one Dis call on real and fake images, or a call each
+
+
+def check_choice(name: str, value: str, choices: Any) -> None:
+    """ValueError unless ``value`` is one of the Literal type ``choices``'s values."""
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -31,7 +46,7 @@ class ModelConfig:
     # plus a class head that Dis learns on real images and Dec must satisfy (AC-GAN, Odena et al.
     # 2017). All act after Dis_l, so the learned similarity never needs a label. Default and
     # figures: docs/benchmarks.md.
-    dis_conditioning: str = "auxiliary"
+    dis_conditioning: DisConditioning = "auxiliary"
 
     def __post_init__(self) -> None:
         if self.image_size % 8 != 0 or self.image_size < 8:
@@ -42,10 +57,7 @@ class ModelConfig:
             raise ValueError(f"similarity_layer must be in 1..{1 + len(self.dis_channels)}")
         if self.num_classes < 0 or self.num_classes == 1:
             raise ValueError(f"num_classes must be 0 (unconditional) or at least 2, got {self.num_classes}")
-        if self.dis_conditioning not in ("projection", "planes", "auxiliary"):
-            raise ValueError(
-                f"dis_conditioning must be 'projection', 'planes' or 'auxiliary', got {self.dis_conditioning!r}"
-            )
+        check_choice("dis_conditioning", self.dis_conditioning, DisConditioning)
 
     @property
     def base_size(self) -> int:
@@ -102,28 +114,24 @@ PRESETS: dict[str, ModelConfig] = {
 class ObjectiveConfig:
     """How Algorithm 1 combines the loss terms (Larsen et al. 2016, Sec. 2.2 and Algorithm 1)."""
 
-    mode: str = "vaegan"  # "vaegan": Dis_l likelihood + GAN; "vae": pixel likelihood, no Dis
+    mode: Mode = "vaegan"  # "vaegan": Dis_l likelihood + GAN; "vae": pixel likelihood, no Dis
     gamma: float = 1e-6  # weight of L_llike against L_GAN in the decoder's objective (authors: 1e-6)
-    gan_inputs: str = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p) (authors' code)
-    generator_loss: str = "minimax"  # "minimax": Algorithm 1 as written; "nonsaturating": -log Dis(fake)
+    gan_inputs: GanInputs = "three"  # "three": x, Dec(z), Dec(z_p) (paper); "two": x, Dec(z_p) (authors' code)
+    generator_loss: GeneratorLoss = "minimax"  # "minimax": Algorithm 1 as written; "nonsaturating": -log Dis(fake)
     equilibrium: bool = False  # skip Dec or Dis updates when Dis is too weak or too strong (authors' code)
     equilibrium_point: float = 0.68  # the discriminator BCE the balance rule aims at (authors' code)
     equilibrium_margin: float = 0.35
     pixel_sigma: float = 1.0  # mode "vae": std of the pixel Gaussian p(x|z) on [-1, 1] pixels (paper: 1)
     # "joint": one Dis call on [x, Dec(z), Dec(z_p)] (the paper's batch); "separate": real and fake
     # images in calls of their own, so Dis's batch norm never normalises a mixed batch (ganhacks).
-    dis_passes: str = "joint"
+    dis_passes: DisPasses = "joint"
     class_weight: float = 1.0  # conditional Dis with a class head: weight of its cross-entropy for Dis and Dec
 
     def __post_init__(self) -> None:
-        if self.mode not in ("vaegan", "vae"):
-            raise ValueError(f"mode must be 'vaegan' or 'vae', got {self.mode!r}")
-        if self.gan_inputs not in ("three", "two"):
-            raise ValueError(f"gan_inputs must be 'three' or 'two', got {self.gan_inputs!r}")
-        if self.generator_loss not in ("minimax", "nonsaturating"):
-            raise ValueError(f"generator_loss must be 'minimax' or 'nonsaturating', got {self.generator_loss!r}")
-        if self.dis_passes not in ("joint", "separate"):
-            raise ValueError(f"dis_passes must be 'joint' or 'separate', got {self.dis_passes!r}")
+        check_choice("mode", self.mode, Mode)
+        check_choice("gan_inputs", self.gan_inputs, GanInputs)
+        check_choice("generator_loss", self.generator_loss, GeneratorLoss)
+        check_choice("dis_passes", self.dis_passes, DisPasses)
         if not self.pixel_sigma > 0:
             raise ValueError(f"pixel_sigma must be > 0, got {self.pixel_sigma}")
         if not self.class_weight >= 0:

@@ -15,11 +15,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, get_args
 
-from model_core.config import PRESETS, ObjectiveConfig
-from trainer.config import TrainConfig, TrainingError, UsageError
-from trainer.datasets import parse_dataset
+from model_core.config import PRESETS, DisConditioning, DisPasses, GanInputs, GeneratorLoss, Mode, ObjectiveConfig
+from trainer.config import Device, TrainConfig, TrainingError, UsageError
+from trainer.datasets import dataset_forms, parse_dataset
 from trainer.distributed import launched_world_size
 from trainer.mnist import DataError
 from trainer.progress import TqdmLoggingHandler
@@ -70,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="network sizes")
-    p.add_argument(
-        "--dataset", required=True, help="embedded-mnist[:tune] | mnist | fashion-mnist | folder:PATH | celeba:PATH"
-    )
+    p.add_argument("--dataset", required=True, help=dataset_forms(" | "))
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/NAME")
     p.add_argument(
         "--conditional",
@@ -82,12 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dis-conditioning",
-        choices=["auxiliary", "projection", "planes"],
+        choices=get_args(DisConditioning),
         help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}: projection plus a class head "
         "(AC-GAN); planes: vae-gan-tf's label planes)",
     )
     p.add_argument(
-        "--mode", choices=["vaegan", "vae"], help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
+        "--mode", choices=get_args(Mode), help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
     )
     p.add_argument(
         "--epochs",
@@ -112,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the latent prior fitted after training (a Gaussian mixture over mu(x), what /sample draws from): "
         "auto (default) chooses its size by held-out likelihood, N fixes it, 0 fits none (N(0, I) only)",
     )
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"({DEFAULTS['device']})")
+    p.add_argument("--device", choices=get_args(Device), help=f"({DEFAULTS['device']})")
     p.add_argument(
         "--amp", action="store_true", help="bf16 autocast (CPU with AVX512-BF16, recent GPUs), else fp16 on CUDA"
     )
@@ -159,12 +157,12 @@ def _recipe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=non_negative_float, help="weight of L_llike against L_GAN for the decoder")
     p.add_argument("--equilibrium", action=argparse.BooleanOptionalAction, help="the authors' Dec/Dis balance rule")
     p.add_argument(
-        "--gan-inputs", choices=["three", "two"], help="three: x, Dec(z), Dec(z_p) (paper); two: x, Dec(z_p)"
+        "--gan-inputs", choices=get_args(GanInputs), help="three: x, Dec(z), Dec(z_p) (paper); two: x, Dec(z_p)"
     )
-    p.add_argument("--generator-loss", choices=["minimax", "nonsaturating"])
+    p.add_argument("--generator-loss", choices=get_args(GeneratorLoss))
     p.add_argument(
         "--dis-passes",
-        choices=["joint", "separate"],
+        choices=get_args(DisPasses),
         help="joint: one Dis call on real and fake images (paper); separate: a call each (BN never mixes them)",
     )
     p.add_argument("--dis-lr-scale", type=positive_float, help="Dis learning rate = --lr times this")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from model_core.config import ObjectiveConfig
+from model_core.config import DisConditioning, ObjectiveConfig
+
+Device = Literal["auto", "cpu", "cuda"]  # --device; auto picks CUDA when present
 
 
 class UsageError(Exception):
@@ -26,11 +28,11 @@ class TrainConfig:
     """
 
     preset: str  # a key of model_core.config.PRESETS
-    dataset: str  # embedded-mnist[:tune] | mnist | fashion-mnist | folder:PATH | celeba:PATH
+    dataset: str  # a --dataset form of trainer.datasets.DatasetKind: embedded-mnist[:tune], mnist, folder:PATH...
     out: Path  # runs/NAME: checkpoint.pt, metrics.jsonl, eval.json, samples/
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # how Algorithm 1 weighs its terms
     conditional: bool = False  # one-hot labels into Enc, Dec and Dis (needs labelled data)
-    dis_conditioning: str = "auxiliary"  # how a conditional Dis sees the label: auxiliary | projection | planes
+    dis_conditioning: DisConditioning = "auxiliary"  # how a conditional Dis sees the label
     recipe: str = "paper"  # the trainer.recipes entry the options came from
     dis_lr_scale: float = 1.0  # Dis learning rate = lr * dis_lr_scale
     decoder_ema: float = 0.0  # decay of the decoder's weight average that samples and exports (0: off)
@@ -42,7 +44,7 @@ class TrainConfig:
     lr: float = 3e-4  # RMSProp learning rate of Enc and Dec (Sec. 4)
     prior_components: int | None = None  # the fitted prior's mixtures: None chosen by held-out likelihood, 0 none
     recalibrate_bn: int = 50  # batches of prior latents for the decoder's final BN statistics (0: off)
-    device: str = "auto"  # auto picks CUDA when present
+    device: Device = "auto"
     amp: bool = False  # bf16 autocast (CPU, or CUDA where supported), else fp16 with a GradScaler on CUDA
     seed: int = 0  # model init, the data order of every epoch and every z drawn
     resume: Path | None = None  # a checkpoint.pt to continue from, exactly

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ from trainer.config import UsageError
 
 logger = logging.getLogger(__name__)
 
-DATASET_KINDS = ("embedded-mnist", "mnist", "fashion-mnist", "folder", "celeba")
+DatasetKind = Literal["embedded-mnist", "mnist", "fashion-mnist", "folder", "celeba"]
+# How a kind is written in --dataset where it takes more than its name: a split, or a path.
+_SPEC_FORMS = {"embedded-mnist": "embedded-mnist[:tune]", "folder": "folder:PATH", "celeba": "celeba:PATH"}
 HELDOUT_SHARE = 10  # folder / celeba: the last 1/10 of the sorted files (at most MAX_HELDOUT) are held out
 MAX_HELDOUT = 10000
 PARALLEL_DECODE_FROM = 2000  # decode in worker processes from this many files on
@@ -49,14 +51,16 @@ class ImageData:
         return self.train_labels is not None
 
 
+def dataset_forms(separator: str) -> str:
+    """Every --dataset form, e.g. 'embedded-mnist[:tune] | mnist | ... | celeba:PATH' for separator ' | '."""
+    return separator.join(_SPEC_FORMS.get(kind, kind) for kind in get_args(DatasetKind))
+
+
 def parse_dataset(spec: str) -> tuple[str, Path | None]:
     """'folder:PATH' -> ('folder', PATH); 'mnist' -> ('mnist', None); UsageError when unknown."""
     kind, sep, rest = spec.partition(":")
-    if kind not in DATASET_KINDS:
-        raise UsageError(
-            f"unknown dataset {spec!r}: choose from embedded-mnist[:tune], mnist, fashion-mnist, "
-            "folder:PATH, celeba:PATH"
-        )
+    if kind not in get_args(DatasetKind):
+        raise UsageError(f"unknown dataset {spec!r}: choose from {dataset_forms(', ')}")
     if kind == "embedded-mnist" and sep:
         if rest != "tune":
             raise UsageError(f"dataset embedded-mnist takes no path, only the split 'tune' (got {spec!r})")

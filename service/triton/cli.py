@@ -10,9 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from model_core.bundle import BundleError
-from service.triton.config import ConfigError, TritonOptions
+from service.triton.config import ConfigError, InstanceKind, TritonOptions
 from service.triton.repository import bundle_folder, write_repository
 
 _DEFAULTS = TritonOptions()
@@ -24,7 +25,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("bundle", type=Path, help="models/NAME (its LATEST) or models/NAME/VERSION")
     p.add_argument("out", type=Path, help="the model repository folder (created if missing)")
-    p.add_argument("--kind", choices=["gpu", "cpu"], default=_DEFAULTS.kind, help="instance_group kind (default gpu)")
+    p.add_argument(
+        "--kind", choices=get_args(InstanceKind), default=_DEFAULTS.kind, help="instance_group kind (default gpu)"
+    )
     p.add_argument(
         "--instances", type=int, default=_DEFAULTS.instances, help="instances per GPU, or in all on CPU (default 1)"
     )

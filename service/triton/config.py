@@ -42,11 +42,14 @@ def _default_preferred() -> tuple[int, ...]:
     return (_DEFAULT_MAX_BATCH // 2, _DEFAULT_MAX_BATCH)
 
 
+InstanceKind = Literal["gpu", "cpu"]  # instance_group kind: KIND_GPU or KIND_CPU; vaegan-triton --kind
+
+
 @dataclass(frozen=True)
 class TritonOptions:
     """How Triton should serve each model of the repository."""
 
-    kind: Literal["gpu", "cpu"] = "gpu"  # instance_group kind: KIND_GPU or KIND_CPU
+    kind: InstanceKind = "gpu"
     instances: int = 1  # model instances per GPU (KIND_GPU) or in all (KIND_CPU: one per core you give Triton)
     max_batch: int = _DEFAULT_MAX_BATCH  # max_batch_size: rows per call, VAEGAN_MAX_BATCH's default
     preferred: tuple[int, ...] = field(default_factory=_default_preferred)  # preferred_batch_size
