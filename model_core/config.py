@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 # The choices of the string options, each written once: the configs check against them and
@@ -108,6 +108,19 @@ PRESETS: dict[str, ModelConfig] = {
         dis_fc=256,
     ),
 }
+# Test scale, the diffusers way: mnist32's architecture (32x32 digits, the same layers and code
+# paths) at widths of 2 to 8 and latent 4, so a trainer test trains, evaluates and exports in seconds.
+PRESETS["tiny"] = replace(
+    PRESETS["mnist32"],
+    latent_dim=4,
+    enc_channels=(2, 4, 4),
+    enc_fc=8,
+    dec_fc_channels=4,
+    dec_channels=(4, 4, 2),
+    dis_stem=2,
+    dis_channels=(4, 4, 4),
+    dis_fc=8,
+)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a VAE-GAN (Larsen et al. 2016) and write runs/NAME.",
         argument_default=argparse.SUPPRESS,
     )
-    p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="network sizes")
+    p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="network sizes (tiny: test scale)")
     p.add_argument("--dataset", required=True, help=dataset_forms(" | "))
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/NAME")
     p.add_argument(

@@ -27,6 +27,23 @@ def test_mnist32_is_the_small_grey_scaling() -> None:
     assert cfg.base_size == 4
 
 
+def test_tiny_is_mnist32_at_test_widths() -> None:
+    """The trainer tests' preset: mnist32's image, channels, kernels and similarity layer, only narrower."""
+    tiny, mnist32 = PRESETS["tiny"], PRESETS["mnist32"]
+    widths = (
+        "latent_dim",
+        "enc_channels",
+        "enc_fc",
+        "dec_fc_channels",
+        "dec_channels",
+        "dis_stem",
+        "dis_channels",
+        "dis_fc",
+    )
+    assert dataclasses.replace(tiny, **{f: getattr(mnist32, f) for f in widths}) == mnist32
+    assert max(max(tiny.enc_channels), max(tiny.dec_channels), max(tiny.dis_channels), tiny.dis_stem) <= 4
+
+
 @pytest.mark.parametrize("size", [0, 4, 12, 30, -8])
 def test_image_size_must_be_a_positive_multiple_of_8(size: int) -> None:
     with pytest.raises(ValueError, match="image_size"):
@@ -51,7 +68,7 @@ def test_model_config_is_frozen() -> None:
         PRESETS["paper64"].latent_dim = 64  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("preset", ["paper64", "mnist32"])
+@pytest.mark.parametrize("preset", ["paper64", "mnist32", "tiny"])
 def test_model_config_round_trips_through_a_dict_and_json(preset: str) -> None:
     cfg = PRESETS[preset]
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg

@@ -17,12 +17,12 @@ def _count(module: nn.Module) -> int:
 
 @pytest.fixture(scope="module")
 def built() -> dict[str, tuple[Encoder, Decoder, Discriminator]]:
-    """Both presets' networks, built once: paper64's 33M-weight encoder fc is slow to initialise."""
+    """Every preset's networks, built once: paper64's 33M-weight encoder fc is slow to initialise."""
     torch.manual_seed(0)
     return {name: (Encoder(cfg), Decoder(cfg), Discriminator(cfg)) for name, cfg in PRESETS.items()}
 
 
-@pytest.mark.parametrize("preset", ["paper64", "mnist32"])
+@pytest.mark.parametrize("preset", ["paper64", "mnist32", "tiny"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_every_network_has_the_shapes_of_its_preset(
     built: dict[str, tuple[Encoder, Decoder, Discriminator]], preset: str, batch: int

@@ -10,13 +10,11 @@ from __future__ import annotations
 import ast
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import REPO, run_module, tiny_args
+from tiny_runs import REPO, run_modules, tiny_args
 
 from trainer import checkpoint, export
 from trainer.cli import main
@@ -106,14 +104,9 @@ def test_export_refuses_foreign_pickles(tmp_path: Path, capsys: pytest.CaptureFi
 def test_both_commands_refuse_without_a_traceback(tmp_path: Path) -> None:
     """The real console: exit status 2, one line on stderr, the payload never ran."""
     path, marker = poisoned(tmp_path, "reduce")
-    resume = run_module(tiny_args(tmp_path / "run", "--resume", str(path)))
-    exporter = subprocess.run(
-        [sys.executable, "-m", "trainer.export", str(path), "--models-dir", str(tmp_path / "models"), "--name", "m"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    resume, exporter = run_modules(
+        ("trainer", tiny_args(tmp_path / "run", "--resume", str(path))),
+        ("trainer.export", [str(path), "--models-dir", str(tmp_path / "models"), "--name", "m"]),
     )
     for result, prog in ((resume, "vaegan-train"), (exporter, "vaegan-export")):
         assert result.returncode == 2, result.stderr

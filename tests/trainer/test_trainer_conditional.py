@@ -12,6 +12,7 @@ from PIL import Image
 from tiny_runs import run_module, tiny_args
 
 from model_core import bundle
+from model_core.config import PRESETS
 from trainer import mnist
 from trainer.cli import main, parse_args
 from trainer.datasets import ImageArrayDataset, load_dataset
@@ -89,7 +90,7 @@ def test_conditional_run_trains_exports_and_writes_class_grids(tmp_path: Path) -
     done = run_module([*args, "--name", "digits"])
     assert done.returncode == 0, done.stderr
     ckpt = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
-    assert ckpt["model_config"]["num_classes"] == 10 and ckpt["class_means"].shape == (10, 32)
+    assert ckpt["model_config"]["num_classes"] == 10 and ckpt["class_means"].shape == (10, PRESETS["tiny"].latent_dim)
     manifest = bundle.verify(bundle.resolve(models, "digits"))
     assert manifest.num_classes == 10 and manifest.class_names == tuple(str(d) for d in range(10))
     assert manifest.class_means == bundle.CLASS_MEANS

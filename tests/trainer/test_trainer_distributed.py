@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import REPO, tiny_args
+from tiny_runs import REPO, module_env, tiny_args
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     args = tiny_args(out, "--max-steps", "3", "--log-every", "1", "--checkpoint-every", "2")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
         "-m",
@@ -29,7 +27,7 @@ def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
         "trainer",
         *args,
     ]
-    result = subprocess.run(command, cwd=REPO, env=env, text=True, capture_output=True, timeout=400)
+    result = subprocess.run(command, cwd=REPO, env=module_env(), text=True, capture_output=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on cpu x2" in result.stderr
     assert "weights differ" not in result.stderr  # replicas_agree held at the end

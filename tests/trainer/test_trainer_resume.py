@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import REPO, run_module, tiny_args
+from tiny_runs import REPO, module_env, run_modules, tiny_args
 
 LOSS_KEYS = ("enc_loss", "dec_loss", "dis_loss", "kl", "llike", "gan", "dis_acc_real", "dis_acc_fake")
 AFTER_KILL = 3  # steps the resumed run trains past the checkpoint it resumes from
@@ -27,11 +27,10 @@ def losses(run: Path) -> list[tuple[float, ...]]:
 def kill_after_first_checkpoint(out: Path) -> int:
     """Start a long run, SIGKILL it once checkpoint.pt exists; return the checkpoint's step."""
     args = tiny_args(out, "--max-steps", "1000", "--checkpoint-every", "2", "--log-every", "1")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainer", *args],
         cwd=REPO,
-        env=env,
+        env=module_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -55,11 +54,12 @@ def test_sigkill_then_resume_matches_the_uninterrupted_run(tmp_path: Path) -> No
     step = kill_after_first_checkpoint(killed)
     total = str(step + AFTER_KILL)
 
-    resumed = run_module(
-        tiny_args(killed, "--max-steps", total, "--log-every", "1", "--resume", str(killed / "checkpoint.pt"))
+    resume = ("--resume", str(killed / "checkpoint.pt"))
+    resumed, straight = run_modules(  # side by side: neither reads the other's folder
+        ("trainer", tiny_args(killed, "--max-steps", total, "--log-every", "1", *resume)),
+        ("trainer", tiny_args(tmp_path / "straight", "--max-steps", total, "--log-every", "1")),
     )
     assert resumed.returncode == 0, resumed.stderr
-    straight = run_module(tiny_args(tmp_path / "straight", "--max-steps", total, "--log-every", "1"))
     assert straight.returncode == 0, straight.stderr
 
     assert losses(killed) == losses(tmp_path / "straight")  # every step, bit for bit

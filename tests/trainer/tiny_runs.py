@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# The smallest run that exercises everything: mnist32, batch 4, a few steps, 8 held-out images, a prior of 2.
+# The smallest run that exercises everything: the tiny preset (mnist32's architecture at test widths),
+# batch 4, a few steps, 8 held-out images, a prior of 2.
 TINY = [
     "--preset",
-    "mnist32",
+    "tiny",
     "--batch-size",
     "4",
     "--num-workers",
@@ -32,15 +33,37 @@ def tiny_args(out: Path, *extra: str, dataset: str = "embedded-mnist") -> list[s
     return [*TINY, "--dataset", dataset, "--out", str(out), *extra]
 
 
-def run_module(args: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:
+def module_env() -> dict[str, str]:
+    """A ``python -m`` subprocess's environment: the repository importable, torch on one thread (tests/conftest.py)."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def run_modules(*runs: tuple[str, list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+    """``python -m MODULE ARGS`` for each (MODULE, ARGS) from the repository root, all started at once (each
+    spends seconds importing torch, and there are two cores), text output captured; in the order given."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            env=module_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for module, args in runs
+    ]
+    done = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    return done
+
+
+def run_module(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """``python -m trainer ARGS`` from the repository root, text output captured."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
-        cwd=REPO,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-        **kwargs,
-    )
+    return run_modules(("trainer", args), timeout=timeout)[0]
