@@ -3,7 +3,8 @@
 model_core is a library: it imports nothing of trainer, service or bench. The service sees of
 model_core only its torch-free modules: the bundle format, the image preprocessing and the image
 arrays (value range, one-hot labels, grids); those import no torch and nothing of model_core beyond
-each other. No library file imports bench or tests.
+each other. No library file imports bench or tests. Checkpoints have one home, trainer/checkpoint.py:
+no other library file calls torch.save or torch.load.
 """
 
 from __future__ import annotations
@@ -81,6 +82,25 @@ def test_the_torch_free_modules_stay_torch_free(module: str) -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_library_file_imports_bench_or_tests(package: str) -> None:
     assert offenders(package, lambda n: not (within(n, "bench") or within(n, "tests"))) == []
+
+
+def torch_save_and_load_calls(path: Path) -> list[str]:
+    """'file:line torch.save' (or torch.load) for each such call in a file."""
+    tree = ast.parse(path.read_text(), str(path))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    attributes = [(c.lineno, c.func) for c in calls if isinstance(c.func, ast.Attribute)]
+    return [
+        f"{path.relative_to(REPO)}:{line} torch.{func.attr}"
+        for line, func in attributes
+        if func.attr in ("save", "load") and isinstance(func.value, ast.Name) and func.value.id == "torch"
+    ]
+
+
+def test_only_trainer_checkpoint_saves_and_loads_checkpoints() -> None:
+    """Save, load, build the model and read older formats live in trainer/checkpoint.py; the rest calls it."""
+    files = [p for package in PACKAGES for p in sorted((REPO / package).rglob("*.py"))]
+    found = [call for f in files for call in torch_save_and_load_calls(f)]
+    assert found and all(call.startswith("trainer/checkpoint.py:") for call in found), found
 
 
 def test_the_check_sees_imports(tmp_path: Path) -> None:
