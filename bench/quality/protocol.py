@@ -41,6 +41,7 @@ import torch
 
 from bench.quality.curve import curve, plot
 from bench.quality.scorer import RESULTS, Scorer
+from trainer import checkpoint
 from trainer.export import export_checkpoint
 from trainer.mnist import HELDOUT_SLICE, TRAIN_SLICE, TUNE_HELDOUT_SLICE, TUNE_TRAIN_SLICE
 
@@ -155,10 +156,10 @@ def run_rows(rows: dict[str, list[str]], dataset: str, scorer: Scorer, a: argpar
 def publish(ckpt_path: Path, models_dir: Path, result: dict[str, Any]) -> Path:
     """Export the scored checkpoint again as models_dir/mnist32-vaegan (or -cvaegan), its quality figures
     in the manifest."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(ckpt_path)
     ckpt["eval"] = {**(ckpt.get("eval") or {}), **{f"quality_{k}": v for k, v in result.items() if k in KEYS}}
     path = ckpt_path.with_name("checkpoint-published.pt")
-    torch.save(ckpt, path)
+    checkpoint.save_atomic(ckpt, path)
     conditional = ckpt["model_config"].get("num_classes", 0) > 0
     return export_checkpoint(path, models_dir, "mnist32-cvaegan" if conditional else "mnist32-vaegan")
 
