@@ -31,7 +31,7 @@ import onnxruntime as ort
 from bench.runtime import measure
 from model_core.bundle import OrtSessionOptions, load_bundle, resolve
 from service import latents
-from service.classes import Classes
+from service.labels import Classes
 from service.priors import Priors
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ import numpy as np
 from fastapi import Query
 
 from model_core.bundle import Bundle, LatentPrior, read_prior
-from service.classes import Classes, Method
 from service.errors import InvalidParameter
+from service.labels import Classes, Method
 
 PriorName = Literal["fitted", "standard"]
 PRIOR_HEADER = "X-Prior"

@@ -10,8 +10,8 @@ from fastapi import Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import rendering
-from service.classes import LABEL_HEADER
 from service.errors import error_responses
+from service.labels import LABEL_HEADER
 from service.metrics import Metrics, route_label
 from service.priors import PRIOR_HEADER
 from service.runtime import ModelRuntime
@@ -51,6 +51,29 @@ def _encode(
     return rendering.png_grid(pixels, options.nrow, options.scale)
 
 
+async def _encode_off_loop(
+    settings: Settings, runtime: ModelRuntime, images: np.ndarray, options: OutputOptions, as_json: bool
+) -> bytes | list[str]:
+    """``_encode`` on the event loop for small outputs, on a worker thread for the rest."""
+    value_range = runtime.manifest.preprocessing.value_range
+    n, _, height, width = images.shape
+    if n * height * width * options.scale**2 <= settings.inline_pixels:  # small: encoded without a thread hop
+        return _encode(images, value_range, options, as_json)
+    return await run_in_threadpool(_encode, images, value_range, options, as_json)
+
+
+def _headers(runtime: ModelRuntime, seed: int | None, label_method: str | None, prior: str | None) -> dict[str, str]:
+    """The model version, and the seed, label method and prior where the route has them."""
+    headers = {"X-Model-Version": runtime.version}
+    if seed is not None:
+        headers["X-Seed"] = str(seed)
+    if label_method is not None:
+        headers[LABEL_HEADER] = label_method
+    if prior is not None:
+        headers[PRIOR_HEADER] = prior
+    return headers
+
+
 def observe_density(
     runtime: ModelRuntime, metrics: Metrics, mu: np.ndarray, logvar: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -86,22 +109,10 @@ async def image_response(
     inputs' latents under the fitted prior (JSON only).
     """
     as_json = rendering.wants_json(request.headers.get("accept"))
-    value_range = runtime.manifest.preprocessing.value_range
-    settings: Settings = request.app.state.settings
-    n, _, height, width = images.shape
-    if n * height * width * options.scale**2 <= settings.inline_pixels:  # small: encoded without a thread hop
-        encoded = _encode(images, value_range, options, as_json)
-    else:
-        encoded = await run_in_threadpool(_encode, images, value_range, options, as_json)
+    encoded = await _encode_off_loop(request.app.state.settings, runtime, images, options, as_json)
     route = route_label(request.scope)  # never request.url: a query that is not UTF-8 must not fail here
     metrics.images.labels(route).inc(len(images))
-    headers = {"X-Model-Version": runtime.version}
-    if seed is not None:
-        headers["X-Seed"] = str(seed)
-    if label_method is not None:
-        headers[LABEL_HEADER] = label_method
-    if prior is not None:
-        headers[PRIOR_HEADER] = prior
+    headers = _headers(runtime, seed, label_method, prior)
     if isinstance(encoded, list):
         body = ImagesOut(
             images=encoded,

@@ -23,9 +23,9 @@ import onnxruntime as ort
 
 from model_core.bundle import Bundle, BundleError, Manifest, TensorSpec, load_bundle
 from service.batching import DirectRunner, Inputs, MicroBatcher, Outputs, RunFn, Runner
-from service.classes import Classes
 from service.errors import InferenceTimeout
 from service.imaging import check_preprocessing
+from service.labels import Classes
 from service.metrics import AUTOENCODER, Metrics
 from service.priors import Priors
 from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings

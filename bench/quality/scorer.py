@@ -20,7 +20,7 @@ from bench.quality.classes import class_scores
 from bench.quality.judge import DigitClassifier, classify, frechet_distance, load_or_train_classifier, score
 from model_core.bundle import load_bundle
 from model_core.images import enlarge, from_value_range, make_grid, one_hot
-from service.classes import Classes
+from service.labels import Classes
 from service.priors import Priors
 from trainer.datasets import digits_in_model_range
 from trainer.mnist import TRAIN_SLICE, load_embedded_mnist

@@ -13,11 +13,11 @@ torch: the service image has none.
     schema.py   file names, manifest.json as pydantic models, the recommended session options
     store.py    names, checksums, atomic publishing, LATEST resolution, manifest reading
     loading.py  a bundle's manifest, checksums and ONNX signatures checked together
-    classes.py  class_means.npy, the per-class mean latents, written and read
+    class_means.py  class_means.npy, the per-class mean latents, written and read
     prior.py    prior.npz, the fitted latent prior (a Gaussian mixture): written, read, sampled, scored
 """
 
-from model_core.bundle.classes import class_means_bytes, read_class_means
+from model_core.bundle.class_means import class_means_bytes, read_class_means
 from model_core.bundle.loading import check_manifest, check_signature, load_bundle, verify
 from model_core.bundle.prior import LatentPrior, Mixture, prior_bytes, read_prior
 from model_core.bundle.schema import (

@@ -8,9 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field, create_model
 
-from service.classes import Classes
 from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
+from service.labels import Classes
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
 from service.schemas import MAX_LATENT_ROWS, DecodeRequest, LatentRow
 from service.settings import Settings

@@ -14,8 +14,8 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from service.classes import MAX_LABEL_LENGTH, Classes, class_query
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from service.labels import MAX_LABEL_LENGTH, Classes, class_query
 from service.responses import OutputOptions, check_output, image_input, image_response, output_options, responses
 from service.runtime import ModelRuntime
 from service.schemas import EditInfo

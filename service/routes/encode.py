@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from service import latents
-from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.errors import error_responses
+from service.labels import Label
 from service.responses import image_input, observe_density
 from service.schemas import EncodeOut
 from service.uploads import image_rows

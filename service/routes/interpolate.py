@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
-from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from service.labels import Label
 from service.responses import OutputOptions, check_output, image_input, image_response, output_options, responses
 from service.routes.decode import latent_matrix
 from service.schemas import InterpolateLatents

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
-from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
+from service.labels import Label
 from service.responses import OutputOptions, image_input, image_response, observe_density, output_options, responses
 from service.uploads import image_rows
 

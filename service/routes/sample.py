@@ -14,9 +14,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import latents
-from service.classes import Label
 from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
+from service.labels import Label
 from service.priors import Draw, PriorQuery
 from service.responses import OutputOptions, check_output, image_response, output_options, responses
 from service.runtime import ModelRuntime
