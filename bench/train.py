@@ -124,6 +124,31 @@ def epoch_grid_seconds(minimal: MinimalLoop, folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def interleaved_rounds(
+    cfg: TrainConfig, minimal: MinimalLoop, tmp: Path, rounds: int, budget: float
+) -> tuple[dict[str, list[float]], int]:
+    """Steps/s of the trainer and the minimal loop, their order alternating by round; the rounds run.
+
+    After the first round, fewer rounds (at least one) when the rest would not fit ``budget`` seconds."""
+    started = time.perf_counter()
+    samples: dict[str, list[float]] = {"trainer": [], "minimal": []}
+    steps = (cfg.max_steps or 0) - cfg.log_every  # the trainer's timed windows: all but the first
+    r = 0
+    while r < rounds:
+        round_start = time.perf_counter()
+        for side in ("trainer", "minimal") if r % 2 == 0 else ("minimal", "trainer"):
+            if side == "trainer":
+                value = trainer_steps_per_s(replace(cfg, out=tmp / f"run{r}"))
+            else:
+                value = minimal.steps_per_s(warmup=MINIMAL_WARMUP, steps=steps)
+            samples[side].append(value)
+            print(f"round {r} {side:8s} {value:6.3f} steps/s", flush=True)
+        r += 1
+        if r == 1:  # a busy CPU slows every step: fewer rounds (at least one) rather than past the budget
+            rounds = max(1, min(rounds, int((budget - (round_start - started)) / (time.perf_counter() - round_start))))
+    return samples, rounds
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     log_every = args.log_every or (4 if args.quick else 20)
@@ -132,26 +157,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budget = 80.0 if args.quick else 900.0  # seconds for the rounds
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    samples: dict[str, list[float]] = {"trainer": [], "minimal": []}
 
     with tempfile.TemporaryDirectory(prefix="vaegan-bench-train-") as tmp:
         cfg = trainer_config(Path(tmp) / "run", args.batch_size, log_every, windows)
         minimal = MinimalLoop(cfg)
-        r = 0
-        while r < rounds:
-            round_start = time.perf_counter()
-            for side in ("trainer", "minimal") if r % 2 == 0 else ("minimal", "trainer"):
-                if side == "trainer":
-                    value = trainer_steps_per_s(replace(cfg, out=Path(tmp) / f"run{r}"))
-                else:
-                    value = minimal.steps_per_s(warmup=MINIMAL_WARMUP, steps=windows * log_every)
-                samples[side].append(value)
-                print(f"round {r} {side:8s} {value:6.3f} steps/s", flush=True)
-            r += 1
-            if r == 1:  # a busy CPU slows every step: fewer rounds (at least one) rather than past the budget
-                rounds = max(
-                    1, min(rounds, int((budget - (round_start - started)) / (time.perf_counter() - round_start)))
-                )
+        samples, rounds = interleaved_rounds(cfg, minimal, Path(tmp), rounds, budget - (time.perf_counter() - started))
         grid_s = epoch_grid_seconds(minimal, Path(tmp) / "grids")
 
     medians = {side: statistics.median(v) for side, v in samples.items()}

@@ -215,6 +215,37 @@ def export_record(exporter: Exporter, decoder_variant: DecoderVariant, heldout: 
     }
 
 
+def network_fields(cfg: ModelConfig) -> dict[str, Any]:
+    """What manifest.json says of the networks: image and latent sizes, Dis_l's width, the config, the classes."""
+    image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
+    return {
+        "image": image,
+        "latent_dim": cfg.latent_dim,
+        "similarity_features": cfg.similarity_features,
+        "model_config": cfg.to_dict(),
+        "num_classes": cfg.num_classes,
+    }
+
+
+def verified_files(
+    model: VAEGAN,
+    heldout: np.ndarray | None,
+    decoder_variant: DecoderVariant | None,
+    exporter: Exporter,
+    class_names: Sequence[str],
+    class_means: np.ndarray | None,
+    prior: tuple[bundle.LatentPrior, bundle.PriorInfo] | None,
+) -> tuple[dict[str, bytes], dict[str, float], dict[str, bundle.Signature], dict[str, Any]]:
+    """The bundle's files, each checked (networks, class means, prior): contents, parity, signatures, export record."""
+    start = time.perf_counter()
+    decoder_variant = decoder_variant or default_decoder_variant(model.config)
+    extra = {**class_files(model.config, class_names, class_means), **prior_files(model.config, class_names, prior)}
+    contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
+    contents.update(extra)
+    record = export_record(exporter, decoder_variant, heldout is not None, time.perf_counter() - start)
+    return contents, parity, signatures, record
+
+
 def export_bundle(
     model: VAEGAN,
     models_dir: Path,
@@ -242,36 +273,26 @@ def export_bundle(
     bundle.validate_name(name)
     if version is not None:
         bundle.validate_name(version, "version")
-    cfg = model.config
-    start = time.perf_counter()
-    decoder_variant = decoder_variant or default_decoder_variant(cfg)
-    extra = {**class_files(cfg, class_names, class_means), **prior_files(cfg, class_names, prior)}
-    contents, parity, signatures = export_files(model, heldout, decoder_variant, exporter)
-    contents.update(extra)
-    seconds = time.perf_counter() - start
-    version = version or bundle.default_version(contents)
+    files = verified_files(model, heldout, decoder_variant, exporter, class_names, class_means, prior)
+    contents, parity, signatures, record = files
     manifest = bundle.Manifest(
         format_version=bundle.FORMAT_VERSION,
         name=name,
-        version=version,
+        version=version or bundle.default_version(contents),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         preset=preset,
-        image=bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels),  # type: ignore[arg-type]
-        latent_dim=cfg.latent_dim,
-        similarity_features=cfg.similarity_features,
+        **network_fields(model.config),
         dataset=dataset,
         preprocessing=bundle.Preprocessing(**preprocessing),
         training=bundle.Training(**training),
-        model_config=cfg.to_dict(),
         metrics=dict(metrics or {}),
         parity=parity,
-        export=export_record(exporter, decoder_variant, heldout is not None, seconds),
+        export=record,
         signatures=signatures,
-        num_classes=cfg.num_classes,
         class_names=tuple(class_names),
         class_means=bundle.CLASS_MEANS if class_means is not None else None,
         prior=prior[1] if prior is not None else None,
     )
     path = bundle.write_bundle(Path(models_dir), manifest, contents, update_latest=update_latest)
-    log.info("exported %s in %.2f s: %s; parity (max abs) %s", path, seconds, [*contents], parity)
+    log.info("exported %s in %.2f s: %s; parity (max abs) %s", path, record["seconds"], [*contents], parity)
     return path

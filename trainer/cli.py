@@ -72,21 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", required=True, choices=sorted(PRESETS), help="network sizes (tiny: test scale)")
     p.add_argument("--dataset", required=True, help=dataset_forms(" | "))
     p.add_argument("--out", required=True, type=Path, help="run folder, e.g. runs/NAME")
-    p.add_argument(
-        "--conditional",
-        action="store_true",
-        help="class-conditional: one-hot labels into Enc, Dec and Dis (embedded-mnist, mnist, fashion-mnist, "
-        "folder:PATH with one sub-folder per class)",
-    )
-    p.add_argument(
-        "--dis-conditioning",
-        choices=get_args(DisConditioning),
-        help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}: projection plus a class head "
-        "(AC-GAN); planes: vae-gan-tf's label planes)",
-    )
-    p.add_argument(
-        "--mode", choices=get_args(Mode), help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
-    )
+    _model_flags(p)
     p.add_argument(
         "--epochs",
         type=positive_int,
@@ -120,6 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="bundle name (with --export-to)")
     p.add_argument("--version", help="bundle version (with --export-to; default: model_core.export's)")
     return p
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """What the networks are besides their preset: class-conditional or not, and the VAE baseline."""
+    p.add_argument(
+        "--conditional",
+        action="store_true",
+        help="class-conditional: one-hot labels into Enc, Dec and Dis (embedded-mnist, mnist, fashion-mnist, "
+        "folder:PATH with one sub-folder per class)",
+    )
+    p.add_argument(
+        "--dis-conditioning",
+        choices=get_args(DisConditioning),
+        help=f"how a conditional Dis sees the label ({DEFAULTS['dis_conditioning']}: projection plus a class head "
+        "(AC-GAN); planes: vae-gan-tf's label planes)",
+    )
+    p.add_argument(
+        "--mode", choices=get_args(Mode), help="vaegan (Dis_l likelihood + GAN, default) or the plain VAE baseline"
+    )
 
 
 def _run_folder_flags(p: argparse.ArgumentParser) -> None:
