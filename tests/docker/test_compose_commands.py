@@ -1,7 +1,7 @@
 """The commands the containers run, run for real outside containers.
 
 Reads docker-compose.yml, sets a tiny run through the same variables a user would set (embedded
-digits, two steps, a small evaluation, on the CPU), maps each named volume to a temporary folder,
+digits, the tiny preset, two steps, a small evaluation, on the CPU), maps each named volume to a temporary folder,
 then runs the trainer's command with this environment's console scripts, starts the service's
 command, waits for /readyz, fetches /sample?n=4 and runs the compose healthcheck against it; then
 starts the tensorboard profile's command on the same runs volume and finds the run's scalars there.
@@ -29,6 +29,7 @@ from PIL import Image
 BIN = Path(sys.executable).parent
 TINY_RUN = {
     "VAEGAN_DATASET": "embedded-mnist",  # shipped with the repository: no download
+    "VAEGAN_PRESET": "tiny",  # mnist32's architecture at test widths (model_core.config.PRESETS)
     "VAEGAN_EPOCHS": "1",
     "VAEGAN_MAX_STEPS": "2",
     "VAEGAN_BATCH_SIZE": "16",
