@@ -34,8 +34,8 @@ def tiny_args(out: Path, *extra: str, dataset: str = "embedded-mnist") -> list[s
 
 
 def module_env() -> dict[str, str]:
-    """A ``python -m`` subprocess's environment: the repository importable, torch on one thread (tests/conftest.py)."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    """A ``python -m`` subprocess's environment: this one (one thread, tests/conftest.py), the repository importable."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def run_modules(*runs: tuple[str, list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
