@@ -38,7 +38,25 @@ def r1_step(
     x = x.detach().float().requires_grad_(True)
     logits, _ = discriminator(x, y)
     penalty = r1_penalty(split_logits(logits)[0].float(), x)
+    params = [p for p in discriminator.parameters() if p.requires_grad]
     optimizer.zero_grad(set_to_none=True)
-    (0.5 * gamma * every * penalty).backward(inputs=[p for p in discriminator.parameters() if p.requires_grad])
+    (0.5 * gamma * every * penalty).backward(inputs=params)
+    average_across_processes(params)
     optimizer.step()
     return penalty.detach()
+
+
+def average_across_processes(params: list[nn.Parameter]) -> None:
+    """Under torchrun, average the gradients of ``params`` over the processes, as DDP would.
+
+    ``discriminator`` is the module inside DDP: DDP cannot take a double backward, so the R1 step
+    runs on the bare module and its gradients are all-reduced here; every process then takes the
+    same step and the replicas stay identical. A single process: nothing to do.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    world = torch.distributed.get_world_size()
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(world)

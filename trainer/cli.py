@@ -213,8 +213,6 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     options = recipe_options(recipe, {k: a.pop(k) for k in RECIPE_OPTIONS if k in a})
     if options["equilibrium"] and launched_world_size() > 1:
         parser.error("--equilibrium is not supported under torchrun: each process would gate differently")
-    if options["r1_gamma"] and launched_world_size() > 1:
-        parser.error("--r1-gamma is not supported under torchrun: DDP does not differentiate a gradient penalty")
     if ("export_to" in a) != ("name" in a):
         parser.error("--export-to and --name go together")
     if "version" in a and "export_to" not in a:

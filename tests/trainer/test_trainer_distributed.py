@@ -15,7 +15,8 @@ from tiny_runs import REPO, module_env, tiny_args
 @pytest.mark.slow
 def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    args = tiny_args(out, "--max-steps", "3", "--log-every", "1", "--checkpoint-every", "2")
+    # R1 (the default recipe's) on every step: its gradients are averaged by hand, outside DDP.
+    args = tiny_args(out, "--max-steps", "3", "--log-every", "1", "--checkpoint-every", "2", "--r1-every", "1")
     command = [
         sys.executable,
         "-m",
@@ -30,7 +31,7 @@ def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=REPO, env=module_env(), text=True, capture_output=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on cpu x2" in result.stderr
-    assert "weights differ" not in result.stderr  # replicas_agree held at the end
+    assert "weights differ" not in result.stderr  # replicas_agree held at the end, R1 steps included
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]  # one writer: rank 0
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
