@@ -33,7 +33,7 @@ def export_seeded_bundle(models_dir: Path) -> Path:
     from model_core.config import PRESETS
     from model_core.export import export_bundle
     from model_core.vaegan import VAEGAN
-    from trainer.imaging import mnist_spec
+    from trainer.preprocessing_specs import mnist_spec
 
     torch.manual_seed(0)
     model = VAEGAN(PRESETS["mnist32"])

@@ -25,7 +25,7 @@ from model_core.bundle import fsync_dir
 from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.vaegan import VAEGAN, Optimizers
 from trainer.config import TrainConfig, TrainingError, UsageError
-from trainer.evaluation import recalibrated_copy
+from trainer.sampling import recalibrated_copy
 
 FORMAT_VERSION = 1  # the "format_version" of the dicts ``capture`` writes; ``load`` reads this one only
 # Changing these would change what the saved weights or the data position mean.

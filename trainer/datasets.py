@@ -1,7 +1,7 @@
 """The training datasets, decoded once into uint8 arrays, and the resumable sampler that feeds them.
 
 Every dataset becomes ``ImageData``: train and held-out images as (N, C, H, W) uint8 (model input
-u8 / 127.5 - 1) plus the ``preprocessing`` dict that produced them (see ``trainer.imaging``), and
+u8 / 127.5 - 1) plus the ``preprocessing`` dict that produced them (see ``trainer.preprocessing_specs``), and
 labels where the data has them: the MNIST family, and ``folder:`` with one sub-folder per class.
 """
 
@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from trainer import imaging, mnist
+from trainer import mnist
+from trainer import preprocessing_specs as specs
 from trainer.config import UsageError
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def load_dataset(spec: str, channels: int, size: int, data_dir: Path, workers: i
         names = mnist.DIGIT_NAMES if kind == "mnist" else mnist.FASHION_NAMES
         return _labelled(_from_digits(train, test, channels, size), train_labels, test_labels, names)
     assert path is not None
-    spec_dict = (imaging.celeba_spec if kind == "celeba" else imaging.preprocessing_spec)(channels, size)
+    spec_dict = (specs.celeba_spec if kind == "celeba" else specs.preprocessing_spec)(channels, size)
     return _from_files(path, spec_dict, workers)
 
 
@@ -107,7 +108,7 @@ def _labelled(data: ImageData, train: np.ndarray, heldout: np.ndarray, names: tu
 
 def _from_digits(train: np.ndarray, heldout: np.ndarray, channels: int, size: int) -> ImageData:
     """28x28 uint8 digits through the MNIST preprocessing (pad for mnist32, resize otherwise)."""
-    spec = imaging.mnist_spec(channels, size)
+    spec = specs.mnist_spec(channels, size)
     return ImageData(_digits_to_array(train, spec), _digits_to_array(heldout, spec), spec)
 
 
@@ -116,7 +117,7 @@ def _digits_to_array(digits: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     if spec["channels"] == 1 and spec["fit"] == list(digits.shape[1:]):
         top, bottom, left, right = spec["pad"]
         return np.pad(digits, ((0, 0), (top, bottom), (left, right)))[:, None]  # (N, 1, H, W)
-    return np.stack([imaging.preprocess(Image.fromarray(d, "L"), spec) for d in digits])
+    return np.stack([specs.preprocess(Image.fromarray(d, "L"), spec) for d in digits])
 
 
 def image_files(root: Path) -> list[Path]:
@@ -132,7 +133,7 @@ def decode_file(path: Path, spec: dict[str, Any]) -> np.ndarray | None:
     try:
         with Image.open(path) as img:
             img.load()
-            return imaging.preprocess(img, spec)
+            return specs.preprocess(img, spec)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
@@ -275,4 +276,4 @@ def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def digits_in_model_range(digits: np.ndarray, size: int = 32) -> torch.Tensor:
     """(N, 28, 28) uint8 digits through the MNIST preprocessing (one channel) -> (N, 1, size, size) in [-1, 1]."""
-    return to_model_range(torch.from_numpy(_digits_to_array(digits, imaging.mnist_spec(1, size))), torch.device("cpu"))
+    return to_model_range(torch.from_numpy(_digits_to_array(digits, specs.mnist_spec(1, size))), torch.device("cpu"))

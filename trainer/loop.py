@@ -19,7 +19,7 @@ from model_core.averaging import ema_model
 from model_core.config import PRESETS, ModelConfig
 from model_core.regularization import r1_step
 from model_core.vaegan import VAEGAN, Algorithm1, algorithm1_step
-from trainer import checkpoint, distributed, grids
+from trainer import checkpoint, distributed, grids, sampling
 from trainer.checkpoint import NETWORKS, TrainingState
 from trainer.config import TrainConfig, TrainingError, UsageError
 from trainer.datasets import (
@@ -31,7 +31,7 @@ from trainer.datasets import (
     onehot,
     to_model_input,
 )
-from trainer.evaluation import evaluating, final_evaluation, sampling_decoder
+from trainer.evaluation import evaluating, final_evaluation
 from trainer.prior import run_latents
 from trainer.progress import LossMeter, MetricsFile, Progress
 from trainer.provenance import write_run_json
@@ -120,7 +120,7 @@ def _train(cfg: TrainConfig, processes: distributed.Processes) -> Path:
     model, ema = run.state.model, run.state.ema
     if not distributed.replicas_agree({n: getattr(model, n) for n in NETWORKS}, processes):
         logger.warning("DDP: the processes' weights differ; the checkpoint holds rank 0's")
-    decoder = sampling_decoder(model, ema, cfg, processes.device)
+    decoder = sampling.sampling_decoder(model, ema, cfg, processes.device)
     (ema.module if ema is not None else model.decoder).load_state_dict(decoder.state_dict())
     if processes.is_main:
         heldout, labels = torch.from_numpy(run.data.heldout[: cfg.eval_images]), run.labels("heldout", cfg.eval_images)
@@ -244,7 +244,7 @@ def train_step(
 def write_grids(run: Run, tag: str) -> list[Path]:
     """The epoch's grids, drawn as the bundle will draw: the EMA decoder, BN recalibrated (a copy)."""
     model = run.state.model
-    decoder = sampling_decoder(model, run.state.ema, run.cfg, run.processes.device)
+    decoder = sampling.sampling_decoder(model, run.state.ema, run.cfg, run.processes.device)
     heldout = torch.from_numpy(run.data.heldout)
     with evaluating(model):
         return grids.write_epoch_grids(

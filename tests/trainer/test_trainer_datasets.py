@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from trainer import imaging, mnist
+from trainer import mnist
+from trainer import preprocessing_specs as specs
 from trainer.config import UsageError
 from trainer.datasets import ImageArrayDataset, ResumableSampler, digits_in_model_range, load_dataset
 
@@ -75,7 +76,7 @@ def test_digits_for_paper64_are_resized_to_three_channels() -> None:
     from trainer.datasets import _digits_to_array
 
     digits, _ = mnist.load_embedded_mnist()
-    spec = imaging.mnist_spec(channels=3, size=64)
+    spec = specs.mnist_spec(channels=3, size=64)
     out = _digits_to_array(digits[:3], spec)
     assert out.shape == (3, 3, 64, 64) and spec["fit"] == [64, 64] and spec["pad"] == [0, 0, 0, 0]
     assert np.array_equal(out[:, 0], out[:, 1]) and np.array_equal(out[:, 0], out[:, 2])
@@ -159,20 +160,20 @@ def test_folder_converts_every_mode_and_counts_corrupt_files(tmp_path: Path, cha
 def test_celeba_crop_takes_rows_40_188_and_cols_15_163() -> None:
     rows, cols = np.meshgrid(np.arange(218), np.arange(178), indexing="ij")
     image = Image.fromarray(np.stack([rows, cols, np.zeros_like(rows)], axis=-1).astype(np.uint8))
-    spec = imaging.preprocessing_spec(3, 148, crop=imaging.CELEBA_CROP, crop_source=imaging.CELEBA_SOURCE)
-    out = imaging.preprocess(image, spec)  # (3, 148, 148): no blur, no resize
+    spec = specs.preprocessing_spec(3, 148, crop=specs.CELEBA_CROP, crop_source=specs.CELEBA_SOURCE)
+    out = specs.preprocess(image, spec)  # (3, 148, 148): no blur, no resize
     assert out.shape == (3, 148, 148)
     assert (out[0, 0, 0], out[0, -1, 0], out[1, 0, 0], out[1, 0, -1]) == (40, 187, 15, 162)
 
 
 def test_celeba_spec_is_the_papers_preprocessing() -> None:
-    spec = imaging.celeba_spec(channels=3, size=64)
+    spec = specs.celeba_spec(channels=3, size=64)
     assert set(spec) == SPEC_KEYS
     assert spec["crop"] == [40, 15, 148, 148] and spec["crop_source"] == [218, 178]
     assert spec["blur_sigma"] == pytest.approx(math.sqrt(148 / 64) / 2)
     assert spec["resize_filter"] == "bicubic" and spec["fit"] == [64, 64] and spec["pad"] == [0, 0, 0, 0]
     face = Image.fromarray(np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8))
-    assert imaging.preprocess(face, spec).shape == (3, 64, 64)
+    assert specs.preprocess(face, spec).shape == (3, 64, 64)
 
 
 def test_data_order_is_a_function_of_seed_and_epoch() -> None:
