@@ -2,7 +2,8 @@
 
 Related tests elsewhere: both images run as a non-root user
 (tests/docker/test_dockerfiles.py::test_final_stage_is_lean_and_runs_as_a_non_root_user); a bundle
-whose checksums fail is never served (tests/service/test_serving_in_process.py::test_tampered_bundle_at_start_is_never_served).
+whose checksums fail is never served
+(tests/service/test_serving_in_process.py::test_tampered_bundle_at_start_is_never_served).
 """
 
 from __future__ import annotations
