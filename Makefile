@@ -11,7 +11,7 @@ DEMO_EPOCHS ?= 4
 DEMO_FLAGS ?= --recipe default --amp
 MODELS_DIR ?= models
 
-.PHONY: demo test lint format typecheck pytest bench bench-quick screenshots clean
+.PHONY: demo test lint format typecheck pytest soak bench bench-quick screenshots clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -48,6 +48,10 @@ typecheck: $(VENV)/.dev-installed
 
 pytest: $(VENV)/.dev-installed
 	$(PY) -m pytest -q
+
+# The soak tests: make test's checks held longer (a minute of sustained load); not part of make test.
+soak: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -m soak
 
 bench: $(VENV)/.dev-installed
 	for m in runtime serve train quality; do $(PY) -m bench.$$m || exit 1; done

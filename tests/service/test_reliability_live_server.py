@@ -100,7 +100,7 @@ class Load:
 # Sustained load: no errors, bounded memory.
 
 
-@pytest.mark.parametrize("seconds", [pytest.param(15, id="15s"), pytest.param(60, id="60s", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("seconds", [pytest.param(15, id="15s"), pytest.param(60, id="60s", marks=pytest.mark.soak)])
 def test_sustained_load(bundles: Path, tmp_path: Path, seconds: int, record_property) -> None:
     """64 concurrent clients of mixed endpoints: no error, resident memory grows < 50 MB."""
     with LiveServer(bundles, tmp_path / "serve.log", log_level="warning") as server:
