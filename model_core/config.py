@@ -139,6 +139,7 @@ class ObjectiveConfig:
     # images in calls of their own, so Dis's batch norm never normalises a mixed batch (ganhacks).
     dis_passes: DisPasses = "joint"
     class_weight: float = 1.0  # conditional Dis with a class head: weight of its cross-entropy for Dis and Dec
+    kl_weight: float = 1.0  # weight of L_prior in the encoder's objective (beta of a beta-VAE; the paper: 1)
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, Mode)
@@ -151,6 +152,8 @@ class ObjectiveConfig:
             raise ValueError(f"class_weight must be >= 0, got {self.class_weight}")
         if not self.gamma >= 0:
             raise ValueError(f"gamma must be >= 0, got {self.gamma}")
+        if not self.kl_weight > 0:
+            raise ValueError(f"kl_weight must be > 0, got {self.kl_weight}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -114,7 +114,7 @@ def compute_losses(
         x_tilde = decoder(z, y)  # (B, C, H, W)
         llike = losses.pixel_llike(x, x_tilde, objective.pixel_sigma)
         logs = {"kl": kl.detach(), "llike": llike.detach()}
-        return StepLosses(enc=kl + llike, dec=llike, dis=None, logs=logs)
+        return StepLosses(enc=objective.kl_weight * kl + llike, dec=llike, dis=None, logs=logs)
 
     assert discriminator is not None, "mode 'vaegan' needs a discriminator"
     z_p = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)  # prior samples
@@ -135,7 +135,7 @@ def compute_losses(
         gen_loss = gen_loss + objective.class_weight * dec_class
         logs["dis_class_ce"], logs["dec_class_ce"] = dis_class.detach(), dec_class.detach()
     return StepLosses(
-        enc=kl + llike,  # theta_Enc objective
+        enc=objective.kl_weight * kl + llike,  # theta_Enc objective (the paper: kl_weight 1)
         dec=objective.gamma * llike + gen_loss,  # theta_Dec objective
         dis=dis_loss,  # theta_Dis objective
         logs=logs,

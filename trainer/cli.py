@@ -195,6 +195,7 @@ def _recipe_flags(p: argparse.ArgumentParser) -> None:
         type=non_negative_float,
         help="--conditional, --dis-conditioning auxiliary: weight of the class head's cross-entropy for Dis and Dec",
     )
+    p.add_argument("--kl-weight", type=positive_float, help="weight of the KL in the encoder's objective (paper: 1)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:

@@ -24,6 +24,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "pixel_sigma": 1.0,  # --mode vae: the paper's unit-variance pixel Gaussian
         "class_weight": 1.0,  # --conditional with a class head: AC-GAN's weight (the paper has no conditional model)
         "r1_gamma": 0.0,  # no gradient penalty
+        "kl_weight": 1.0,  # L_prior as it is
     },
     "default": {
         "gamma": 0.1,  # 1e-6 leaves the decoder only a GAN signal (docs/benchmarks.md)
@@ -38,6 +39,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         # Lazy R1 (every 16 steps): N(0, I) samples keep improving past 1,500 steps (docs/benchmarks.md,
         # "Longer training": 65-69 at 10,000 steps against 144 without).
         "r1_gamma": 0.05,
+        "kl_weight": 1.0,  # 2 holds the KL lower on long runs (docs/benchmarks.md, "Longer training")
     },
 }
 DEFAULT_RECIPE = "default"  # what vaegan-train, make demo, compose and the pretrained bundles use

@@ -196,6 +196,23 @@ def test_compute_losses_objectives_match_the_reference(tiny_config: ModelConfig)
     torch.testing.assert_close(step.logs["dis_real_bce"] + 2 * step.logs["dis_fake_bce"], t.dis.detach())
 
 
+@pytest.mark.parametrize("mode", ["vaegan", "vae"])
+def test_kl_weight_scales_the_kl_in_the_encoders_objective_only(tiny_config: ModelConfig, mode: str) -> None:
+    """--kl-weight: Enc minimises kl_weight * L_prior + L_llike; Dec's and Dis's objectives do not change."""
+    steps = []
+    for weight in (1.0, 2.5):
+        objective = ObjectiveConfig(mode=mode, kl_weight=weight)
+        model, x = _model(tiny_config, objective), _batch(tiny_config)
+        generator = torch.Generator().manual_seed(SEED)
+        steps.append(compute_losses(model.encoder, model.decoder, model.discriminator, x, objective, generator))
+    plain, weighted = steps
+    torch.testing.assert_close(weighted.logs["kl"], plain.logs["kl"])
+    torch.testing.assert_close(weighted.enc, plain.enc + 1.5 * plain.logs["kl"])
+    torch.testing.assert_close(weighted.dec, plain.dec)
+    with pytest.raises(ValueError, match="kl_weight"):
+        ObjectiveConfig(kl_weight=0)
+
+
 def _logs(real: float, fake: float) -> dict[str, torch.Tensor]:
     return {"dis_real_bce": torch.tensor(real), "dis_fake_bce": torch.tensor(fake)}
 

@@ -283,8 +283,10 @@ def test_tensorboard_events_hold_the_scalars_grids_and_hparams(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_r1_runs_and_is_recorded_with_the_recipe_options(tmp_path: Path) -> None:
+def test_r1_and_kl_weight_run_and_are_recorded_with_the_recipe_options(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(tiny_args(out, "--max-steps", "2", "--r1-gamma", "0.1", "--r1-every", "1")) == 0
-    saved = torch.load(out / "checkpoint.pt", weights_only=True)["train_config"]
+    assert main(tiny_args(out, "--max-steps", "2", "--r1-gamma", "0.1", "--r1-every", "1", "--kl-weight", "2")) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    saved = ckpt["train_config"]
     assert (saved["r1_gamma"], saved["r1_every"]) == (0.1, 1)
+    assert ckpt["objective"]["kl_weight"] == 2.0
