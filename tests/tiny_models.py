@@ -1,4 +1,5 @@
-"""The one tiny model configuration of the test suite, and seeded models and checkpoints built from it."""
+"""The tiny model configuration of the model_core, service and export tests (8x8 images), and seeded models
+and checkpoints built from it. Trainer runs on real digits use model_core.config.PRESETS["tiny"] (32x32)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import REPO, module_env, tiny_args
+from tiny_runs import run_modules, tiny_args
 
 
 @pytest.mark.slow
@@ -17,18 +15,8 @@ def test_torchrun_two_processes_train_in_step(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     # R1 (the default recipe's) on every step: its gradients are averaged by hand, outside DDP.
     args = tiny_args(out, "--max-steps", "3", "--log-every", "1", "--checkpoint-every", "2", "--r1-every", "1")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "trainer",
-        *args,
-    ]
-    result = subprocess.run(command, cwd=REPO, env=module_env(), text=True, capture_output=True, timeout=400)
+    torchrun = ["--standalone", "--nproc-per-node", "2", "-m", "trainer", *args]
+    (result,) = run_modules(("torch.distributed.run", torchrun), timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "on cpu x2" in result.stderr
     assert "weights differ" not in result.stderr  # replicas_agree held at the end, R1 steps included
