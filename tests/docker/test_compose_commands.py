@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +80,27 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:
         return e.code, e.headers.get("content-type", ""), e.read()
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float) -> None:
-    """Poll /readyz until 200; fail with the service's log if it exits or the deadline passes."""
+def wait_for(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    deadline_s: float,
+    done: Callable[[bytes], bool] = lambda body: True,
+) -> bytes:
+    """Poll ``url`` until a 200 whose body is ``done``, and return the body; fail with the process's log if it
+    exits or the deadline passes."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"service exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         try:
-            if get(f"{base}/readyz", timeout=2)[0] == 200:
-                return
+            status, _, body = get(url, timeout=5)
+            if status == 200 and done(body):
+                return body
         except OSError:
             pass  # not listening yet
         time.sleep(0.25)
-    pytest.fail(f"service not ready after {deadline_s} s:\n{log.read_text()[-4000:]}")
+    pytest.fail(f"no answer from {url} after {deadline_s} s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.slow
@@ -128,7 +137,7 @@ def test_compose_trainer_then_service_commands_work(tmp_path: Path) -> None:
     healthcheck = [str(BIN / "python"), *service["healthcheck"]["test"][2:]]
     healthcheck[-1] = healthcheck[-1].replace(f"127.0.0.1:{container_port}/", f"127.0.0.1:{port}/")
     try:
-        wait_ready(base, proc, log, deadline_s=120)
+        wait_for(f"{base}/readyz", proc, log, deadline_s=120)
 
         status, content_type, body = get(f"{base}/sample?n=4&seed=0", timeout=30)
         assert status == 200, body[:500]
@@ -172,15 +181,8 @@ def check_tensorboard(board: dict[str, Any], volumes: Path, tmp_path: Path, run:
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, env=process_env(board, paths), cwd=tmp_path, stdout=out, stderr=out)
     try:
-        deadline, tags = time.monotonic() + 90, {}
-        while not tags and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-4000:]
-            try:
-                status, _, body = get(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5)
-                tags = json.loads(body) if status == 200 else {}
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+        tags = json.loads(wait_for(url, proc, log, deadline_s=90, done=lambda body: json.loads(body) != {}))
         assert [key for key in tags if key.split("/")[0] == run], (tags, log.read_text()[-2000:])
         assert any("kl" in tag for scalars in tags.values() for tag in scalars), tags
     finally:
