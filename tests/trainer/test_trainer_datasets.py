@@ -103,6 +103,7 @@ def test_idx_files_written_here_are_found_verified_and_parsed(tmp_path: Path, mo
         (gzip.compress(b"\x00\x00\x42\x01" + bytes(8)), "unknown IDX element type"),
         (b"this is not gzip at all", "not a valid gzip file"),
     ],
+    ids=["short-body", "bad-magic", "element-type", "not-gzip"],
 )
 def test_corrupt_idx_files_are_named_in_the_error(tmp_path: Path, payload: bytes, needle: str) -> None:
     path = tmp_path / "train-images-idx3-ubyte.gz"
