@@ -1,4 +1,5 @@
-"""STYLE.md's sizes, held: no library file over 300 lines, no function over 50 (a sign of two concepts in one).
+"""The sizes docs/architecture.md states ("Layers"), held: no library file over 300 lines, no function
+over 50 (a sign of two concepts in one).
 
 bench/ is held to the same sizes: its programs read top to bottom in phases (setup, measure, report),
 each phase a function, and what two benchmarks share (servers, load, the quality judge) is a module.

@@ -151,7 +151,8 @@ def test_the_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("name", STATIC_FILES)
 def test_every_static_file_stays_small(name: str) -> None:
-    """STYLE.md's 300-line bound holds for the page's files too: one module per panel, one job per file."""
+    """The 300-line bound of docs/architecture.md ("Layers") holds for the page's files too: one module
+    per panel, one job per file."""
     assert len((STATIC_DIR / name).read_text().splitlines()) <= 300
 
 
