@@ -10,6 +10,10 @@ DEMO_EPOCHS ?= 4
 # (docs/benchmarks.md, "Longer training": the steps curve of the demo recipe).
 DEMO_FLAGS ?= --recipe default --amp
 MODELS_DIR ?= models
+# make test's pytest workers (pytest-xdist). Much of the suite waits on live servers, browsers and
+# subprocesses, so two workers on this project's 2-core machines take about 135 s where one takes 220 s
+# (docs/testing.md); more workers than cores were no faster.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint format typecheck pytest soak bench bench-quick screenshots clean
 
@@ -47,7 +51,7 @@ typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy model_core service
 
 pytest: $(VENV)/.dev-installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # The soak tests: make test's checks held longer (a minute of sustained load); not part of make test.
 soak: $(VENV)/.dev-installed
