@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ import pytest
 from k8s_manifests import REPO, container_env, mounts, one, render
 
 from tests.service.helpers import export_mnist32
+from tests.service.live_server import free_port
 
 pytestmark = pytest.mark.slow
 LOOPBACK = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def status(url: str, timeout_s: float) -> int | None:

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from typing import Any
 import pytest
 from compose_files import COMPOSE, config, volume_mounts
 from PIL import Image
+
+from tests.service.live_server import free_port
 
 BIN = Path(sys.executable).parent
 TINY_RUN = {
@@ -63,12 +64,6 @@ def process_env(service: dict[str, Any], paths: dict[str, Path]) -> dict[str, st
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAEGAN_")}
     env.update({k: on_host(str(v), paths) for k, v in service.get("environment", {}).items()})
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, str, bytes]:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import export_mnist32
+from tests.service.live_server import free_port
 
 pytestmark = pytest.mark.slow
 PROMETHEUS = shutil.which("prometheus")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get_json(url: str) -> Any:
