@@ -11,9 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service import rendering
 from service.errors import error_responses
-from service.labels import LABEL_HEADER
+from service.labels import LABEL_HEADER, Method
 from service.metrics import Metrics, route_label
-from service.priors import PRIOR_HEADER
+from service.priors import PRIOR_HEADER, PriorName
 from service.runtime import ModelRuntime
 from service.schemas import EditInfo, ImagesOut
 from service.settings import Settings
@@ -62,7 +62,9 @@ async def _encode_off_loop(
     return await run_in_threadpool(_encode, images, value_range, options, as_json)
 
 
-def _headers(runtime: ModelRuntime, seed: int | None, label_method: str | None, prior: str | None) -> dict[str, str]:
+def _headers(
+    runtime: ModelRuntime, seed: int | None, label_method: Method | None, prior: PriorName | None
+) -> dict[str, str]:
     """The model version, and the seed, label method and prior where the route has them."""
     headers = {"X-Model-Version": runtime.version}
     if seed is not None:
@@ -97,9 +99,9 @@ async def image_response(
     latents: np.ndarray | None = None,
     seed: int | None = None,
     labels: list[str] | None = None,
-    label_method: str | None = None,
+    label_method: Method | None = None,
     edit: EditInfo | None = None,
-    prior: str | None = None,
+    prior: PriorName | None = None,
     density: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Response:
     """(N, C, H, W) model output as a PNG (one image or a grid), or JSON on Accept: application/json.

@@ -6,6 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from service.labels import Method
+from service.priors import PriorName
+
 MAX_LATENT_ROWS = 1024  # parse-time bound; the route applies VAEGAN_MAX_SAMPLES
 MAX_LATENT_WIDTH = 4096
 LATENT_BOUND = 1e3  # |z| beyond this is no latent of a N(0, I) prior: refused, not decoded
@@ -48,9 +51,9 @@ class ImagesOut(BaseModel):
     latents: list[list[float]] | None = None
     seed: int | None = None
     labels: list[str] | None = None  # the class of each image (class-aware routes)
-    label_method: str | None = None  # "conditional", "class-prior" or "class-mean" (docs/api.md)
+    label_method: Method | None = None  # how a label was honoured (docs/api.md)
     edit: EditInfo | None = None
-    prior: str | None = None  # where z was drawn: "fitted" or "standard" (N(0, I))
+    prior: PriorName | None = None  # where z was drawn: "standard" is N(0, I)
     log_density: list[float] | None = None  # log E_q[p(z)] under the fitted prior, per input (docs/api.md)
     typicality: list[float] | None = None  # the share of held-out training images with a lower log density
     model_version: str
@@ -103,7 +106,7 @@ class ModelSummary(BaseModel):
     image: list[int] | None = None  # [channels, height, width]
     conditional: bool | None = None
     classes: int | None = None
-    prior: str | None = None  # the default prior of /sample: "fitted" or "standard"
+    prior: PriorName | None = None  # the default prior of /sample
     dataset: str | None = None
 
 
@@ -139,9 +142,9 @@ class ModelOut(BaseModel):
     limits: dict[str, int]
     classes: list[str]  # the class names /sample?label= takes (empty: none)
     conditional: bool  # the encoder and decoder take a label (then /reconstruct, /encode need one)
-    label_method: str | None  # how a label is honoured: "conditional", "class-prior", "class-mean" or None
+    label_method: Method | None  # how a label is honoured; None: it is not
     prior: dict[str, Any] | None = None  # the fitted prior's summary (manifest.prior), None: N(0, I) only
-    default_prior: str = "standard"  # what /sample draws from without prior=
+    default_prior: PriorName = "standard"  # what /sample draws from without prior=
 
 
 class PriorOut(BaseModel):
