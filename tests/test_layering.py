@@ -1,10 +1,10 @@
 """The layering of docs/architecture.md, "Layers", read from the import statements of every library file (ast).
 
 model_core is a library: it imports nothing of trainer, service or bench. The service sees of
-model_core only its torch-free modules: the bundle format, the image preprocessing and the image
-arrays (value range, one-hot labels, grids); those import no torch and nothing of model_core beyond
-each other. No library file imports bench or tests. Checkpoints have one home, trainer/checkpoint.py:
-no other library file calls torch.save or torch.load.
+model_core only its torch-free modules: the bundle format, the model configuration and its choices,
+the image preprocessing and the image arrays (value range, one-hot labels, grids); those import no
+torch and nothing of model_core beyond each other. No library file imports bench or tests.
+Checkpoints have one home, trainer/checkpoint.py: no other library file calls torch.save or torch.load.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("model_core", "trainer", "service")
-SERVICE_MAY_IMPORT = ("model_core.bundle", "model_core.images", "model_core.preprocessing")
+SERVICE_MAY_IMPORT = ("model_core.bundle", "model_core.config", "model_core.images", "model_core.preprocessing")
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from model_core.config import Mode
 from model_core.images import VALUE_RANGE
 
 FORMAT_VERSION = 1
@@ -53,7 +54,7 @@ class Training(_Frozen):
     epochs: int
     steps: int
     seed: int
-    mode: Literal["vaegan", "vae"]
+    mode: Mode
     gamma: float
     batch_size: int | None = None
     lr: float | None = None
