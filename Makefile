@@ -63,7 +63,7 @@ bench: $(VENV)/.dev-installed
 bench-quick: $(VENV)/.dev-installed
 	for m in runtime serve train quality; do $(PY) -m bench.$$m --quick || exit 1; done
 
-# The README's picture of the playground: the pretrained bundle served, the page driven in headless Chromium.
+# The README's picture of the playground: both pretrained bundles served, the page driven in headless Chromium.
 screenshots: $(VENV)/.dev-installed
 	$(PY) -m tests.browser.screenshot docs/img/playground.png
 
