@@ -99,7 +99,7 @@ def check_file(spec: NetworkSpec, data: bytes, batches: Sequence[tuple[torch.Ten
     """onnx.checker, then the max |onnxruntime - PyTorch| over ``batches``; raise ExportError naming the network."""
     import onnx
 
-    network = spec.file.removesuffix(".onnx")
+    network = bundle.network_of(spec.file)
     try:
         onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
     except Exception as exc:  # onnx raises ValidationError and friends

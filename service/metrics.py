@@ -12,7 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-NETWORKS = ("encoder", "decoder", "discriminator_features")
+from model_core.bundle import NETWORKS
+
 AUTOENCODER = "autoencoder"  # /reconstruct's queue: encoder then decoder in one batch (service/runtime.py)
 UNMATCHED_ROUTE = "<unmatched>"  # one label value for every path no route matched (404s)
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from model_core.bundle import Bundle, BundleError, Manifest, TensorSpec, load_bundle
+from model_core.bundle import NETWORKS, Bundle, BundleError, Manifest, TensorSpec, load_bundle, network_file
 from service.batching import DirectRunner, Inputs, MicroBatcher, Outputs, RunFn, Runner
 from service.errors import InferenceTimeout
 from service.imaging import check_preprocessing
@@ -31,11 +31,10 @@ from service.priors import Priors
 from service.sessions import ModelLoadError, create_session, requested_providers, session_options, session_settings
 from service.settings import Settings
 
-__all__ = ["NETWORKS", "ModelLoadError", "ModelRuntime", "Network"]
+__all__ = ["ModelLoadError", "ModelRuntime", "Network"]
 
 log = logging.getLogger(__name__)
 
-NETWORKS = ("encoder", "decoder", "discriminator_features")
 MAIN_INPUT = {"encoder": "image", "decoder": "z", "discriminator_features": "image"}  # besides "label"
 
 
@@ -52,7 +51,7 @@ class Network:
 
     @classmethod
     def of(cls, name: str, model: str, session: ort.InferenceSession, manifest: Manifest, metrics: Metrics) -> Network:
-        signature = manifest.signatures[f"{name}.onnx"]
+        signature = manifest.signatures[network_file(name)]
 
         def rows(specs: tuple[TensorSpec, ...]) -> dict[str, tuple[int, ...]]:
             return {spec.name: tuple(int(d or 0) for d in spec.shape[1:]) for spec in specs}
@@ -130,7 +129,7 @@ class ModelRuntime:
         providers = requested_providers(settings.provider)
         networks = {}
         for name in NETWORKS:
-            session = create_session(bundle.file(f"{name}.onnx"), providers, options, settings.provider, bundle)
+            session = create_session(bundle.file(network_file(name)), providers, options, settings.provider, bundle)
             networks[name] = Network.of(name, model, session, bundle.manifest, metrics)
         _warm_up(networks, settings.max_batch if settings.batching_enabled else 1)
         provider = networks["decoder"].session.get_providers()[0]

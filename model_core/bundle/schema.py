@@ -13,7 +13,21 @@ from model_core.images import VALUE_RANGE
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
-NETWORK_FILES = ("encoder.onnx", "decoder.onnx", "discriminator_features.onnx")
+NETWORKS = ("encoder", "decoder", "discriminator_features")  # the three ONNX networks, by name
+ONNX_SUFFIX = ".onnx"  # a network's file is its name and this suffix (docs/bundle.md)
+
+
+def network_file(network: str) -> str:
+    """``decoder`` -> ``decoder.onnx``: the bundle's file of a network."""
+    return network + ONNX_SUFFIX
+
+
+def network_of(fname: str) -> str:
+    """``decoder.onnx`` -> ``decoder``: the network a bundle file holds."""
+    return fname.removesuffix(ONNX_SUFFIX)
+
+
+NETWORK_FILES = tuple(network_file(network) for network in NETWORKS)
 CLASS_MEANS = "class_means.npy"  # per-class mean posterior latents (K, Z) float32: Sec. 5's attribute vectors
 PRIOR = "prior.npz"  # the fitted latent prior: a Gaussian mixture over mu(x) (model_core/bundle/prior.py)
 MAX_CLASSES = 1000

@@ -13,11 +13,12 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Header, Request, Response
 
+from model_core.bundle import NETWORKS
 from service.dependencies import RegistryDep, SettingsDep
 from service.errors import NotFound, NotReady, protocol_error_responses
 from service.protocol import BINARY, HEADER_LENGTH, decode_inputs, encode_outputs, split_body, tensor_metadata
 from service.registry import ModelRegistry
-from service.runtime import NETWORKS, ModelRuntime, Network
+from service.runtime import ModelRuntime, Network
 from service.schemas import ServerMetadata
 from service.uploads import read_body
 

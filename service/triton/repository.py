@@ -23,6 +23,7 @@ from model_core.bundle import (
     Manifest,
     fsync_dir,
     load_bundle,
+    network_of,
     resolve,
     sha256_file,
 )
@@ -62,7 +63,7 @@ def element_types(file: Path) -> dict[str, str]:
 
 def model_name(prefix: str, fname: str) -> str:
     """``mnist`` and ``decoder.onnx`` -> ``mnist_decoder``."""
-    return f"{prefix}_{fname.removesuffix('.onnx')}"
+    return f"{prefix}_{network_of(fname)}"
 
 
 def provenance(manifest: Manifest, fname: str, manifest_sha256: str) -> dict[str, str]:

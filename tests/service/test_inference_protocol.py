@@ -16,14 +16,13 @@ import tritonclient.http as httpclient
 from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
-from model_core.bundle import load_bundle, resolve
+from model_core.bundle import NETWORKS, load_bundle, network_file, resolve
 from service.app import create_app
 from tests.service.helpers import settings_for
 from tests.service.live_server import REPO, LiveServer
 
 PUBLISHED = REPO / "pretrained"
 BUNDLES = ("mnist32-vaegan", "mnist32-cvaegan")
-NETWORKS = ("encoder", "decoder", "discriminator_features")
 
 
 def example_inputs(bundle: str, network: str, rows: int = 3) -> dict[str, np.ndarray]:
@@ -31,7 +30,7 @@ def example_inputs(bundle: str, network: str, rows: int = 3) -> dict[str, np.nda
     manifest = load_bundle(resolve(PUBLISHED, bundle)).manifest
     rng = np.random.default_rng(7)
     inputs = {}
-    for spec in manifest.signatures[f"{network}.onnx"].inputs:
+    for spec in manifest.signatures[network_file(network)].inputs:
         shape = (rows, *(int(d) for d in spec.shape[1:]))
         if spec.name == "label":
             inputs[spec.name] = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], rows)]
@@ -99,7 +98,7 @@ def test_server_and_every_model_are_ready_with_their_metadata(live: httpclient.I
             assert live.is_model_ready(model)
             metadata = live.get_model_metadata(model)
             assert metadata["versions"] == [manifest.version]
-            signature = manifest.signatures[f"{network}.onnx"]
+            signature = manifest.signatures[network_file(network)]
             assert [(t["name"], t["shape"]) for t in metadata["inputs"]] == [
                 (spec.name, [-1, *spec.shape[1:]]) for spec in signature.inputs
             ]
