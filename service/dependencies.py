@@ -12,12 +12,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from model_core.bundle import NAME_PATTERN
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.runtime import ModelRuntime
 from service.settings import Settings
-
-MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a bundle name (model_core.bundle.validate_name)
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -40,7 +39,7 @@ async def get_runtime(
     request: Request,
     model: Annotated[
         str | None,
-        Query(pattern=MODEL_NAME, description="the served model to use (GET /models); default: the first one listed"),
+        Query(pattern=NAME_PATTERN, description="the served model to use (GET /models); default: the first one listed"),
     ] = None,
 ) -> AsyncIterator[ModelRuntime]:
     """The runtime serving ``model`` now, held until the request is done (a hot swap waits for it)."""

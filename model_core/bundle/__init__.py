@@ -45,6 +45,7 @@ from model_core.bundle.schema import (
     network_signatures,
 )
 from model_core.bundle.store import (
+    NAME_PATTERN,
     default_version,
     fsync_dir,
     list_bundles,
@@ -63,6 +64,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LATEST",
     "MANIFEST",
+    "NAME_PATTERN",
     "NETWORKS",
     "NETWORK_FILES",
     "ONNX_SUFFIX",

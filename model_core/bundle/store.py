@@ -27,7 +27,8 @@ from model_core.bundle.schema import (
     first_error,
 )
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # a bundle name or version (validate_name also refuses "..")
+_NAME = re.compile(NAME_PATTERN)
 _TMP_PREFIX = ".tmp-"
 
 
