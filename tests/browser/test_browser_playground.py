@@ -7,10 +7,9 @@ then a hot reload.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,6 +33,7 @@ from tests.browser.harness import (
     settled,
     wait_new_image,
 )
+from tests.polling import poll
 
 NOT_AN_IMAGE = b"plain text, not a picture\n"
 
@@ -57,19 +57,6 @@ def answer(url: str) -> tuple[int, dict[str, object]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    """Poll ``check`` until it is true (connection errors count as not yet)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s")
 
 
 def test_page_loads_without_errors_and_shows_the_model_card(page: Page, base: str) -> None:
@@ -210,7 +197,7 @@ def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> N
     (models / PRETRAINED_NAME).mkdir(parents=True)  # nothing published yet
     server = pretrained_server(tmp_path / "serve.log", models_dir=models, reload_interval_s=0.2)
     try:
-        wait_until(lambda: answer(f"{server.base}/healthz")[0] == 200)
+        poll(lambda: answer(f"{server.base}/healthz")[0] == 200, 30, "/healthz to answer 200")
         page.set_default_timeout(20_000)
         page.goto(f"{server.base}/")
 
@@ -230,7 +217,7 @@ def test_not_ready_then_ready_then_a_hot_reload(page: Page, tmp_path: Path) -> N
 
         # A new version swapped in: the next answer says so, the card follows.
         publish_copy(models, "v2")
-        wait_until(lambda: answer(f"{server.base}/readyz")[1].get("version") == "v2")
+        poll(lambda: answer(f"{server.base}/readyz")[1].get("version") == "v2", 30, "v2 to be served")
         page.click("#new-seed")
         page.wait_for_selector("#reload-notice:not([hidden])")
         assert "version v2 now answers (was v1)" in page.inner_text("#reload-notice")

@@ -39,7 +39,8 @@ def status(url: str, timeout_s: float) -> int | None:
 
 
 def until(check: Callable[[], bool], period_s: float, attempts: int) -> None:
-    """Call ``check`` every ``period_s`` until it passes, at most ``attempts`` times."""
+    """Call ``check`` every ``period_s`` until it passes, at most ``attempts`` times: a count of probes, as the
+    kubelet's failureThreshold is, not the deadline of tests.polling.poll (a probe may take its timeout)."""
     for _ in range(attempts):
         if check():
             return

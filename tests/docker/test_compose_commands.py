@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import pytest
 from compose_files import COMPOSE, config, volume_mounts
 from PIL import Image
 
+from tests.polling import poll
 from tests.service.live_server import free_port
 
 BIN = Path(sys.executable).parent
@@ -84,18 +84,17 @@ def wait_for(
 ) -> bytes:
     """Poll ``url`` until a 200 whose body is ``done``, and return the body; fail with the process's log if it
     exits or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+
+    def answered() -> tuple[bytes] | None:
+        if proc.poll() is not None:  # a process that exits is a failure at once, not a wait to the deadline
             pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            status, _, body = get(url, timeout=5)
-            if status == 200 and done(body):
-                return body
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.25)
-    pytest.fail(f"no answer from {url} after {deadline_s} s:\n{log.read_text()[-4000:]}")
+        status, _, body = get(url, timeout=5)
+        return (body,) if status == 200 and done(body) else None  # a tuple: an empty body is an answer too
+
+    try:
+        return poll(answered, deadline_s, f"an answer from {url}", interval_s=0.25)[0]
+    except AssertionError as exc:
+        pytest.fail(f"{exc}:\n{log.read_text()[-4000:]}")
 
 
 @pytest.mark.slow

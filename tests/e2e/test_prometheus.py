@@ -13,16 +13,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import polling
 from tests.service.conftest import export_mnist32
 from tests.service.live_server import free_port
 
@@ -36,19 +36,8 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def poll(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Call ``check`` until it returns something truthy (exceptions count as not yet)."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, urllib.error.URLError, ValueError) as exc:
-            last = exc
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+# tests.polling.poll every 0.25 s, connection errors and unreadable JSON counting as not yet.
+poll = partial(polling.poll, interval_s=0.25, ignore=(OSError, ValueError))
 
 
 @pytest.fixture

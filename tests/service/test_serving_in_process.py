@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_core.bundle import set_latest
 from service.__main__ import Server, parse_args
+from tests.polling import poll
 from tests.service.helpers import export_mnist32, image_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,13 +27,6 @@ def scrape(client: TestClient) -> dict[str, list]:
 
 def sample_value(samples: list, name: str, **labels: str) -> float:
     return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
-
-
-def wait_for(predicate, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_metrics_parse_and_name_everything(make_client) -> None:
@@ -101,7 +94,7 @@ def test_hot_reload_swaps_to_a_new_version(make_client, models_dir: Path) -> Non
     with make_client(models_dir, reload_interval_s=0.1) as client:
         before = client.get("/sample?n=2&seed=1").content
         set_latest(models_dir, "mnist", "v2")
-        wait_for(lambda: client.get("/model").json()["manifest"]["version"] == "v2")
+        poll(lambda: client.get("/model").json()["manifest"]["version"] == "v2", 20, "v2 to be served", 0.05)
         assert client.get("/readyz").json()["version"] == "v2"
         assert client.get("/sample?n=2&seed=1").content != before  # other weights
         families = scrape(client)
@@ -114,11 +107,14 @@ def test_hot_reload_refuses_a_tampered_version(make_client, models_dir: Path, ca
     bad.write_bytes(bad.read_bytes()[:-1] + b"\0")
     with make_client(models_dir, reload_interval_s=0.1) as client:
         set_latest(models_dir, "mnist", "v2")
-        wait_for(
+        poll(
             lambda: (
                 sample_value(scrape(client)["vaegan_model_reloads"], "vaegan_model_reloads_total", result="failure")
                 == 1
-            )
+            ),
+            20,
+            "a failed reload",
+            0.05,
         )
         assert client.get("/readyz").json()["version"] == "v1"  # the old one keeps serving
         assert client.get("/sample?n=1").status_code == 200
@@ -133,7 +129,7 @@ def test_in_flight_requests_finish_on_the_old_runtime(make_client, models_dir: P
             set_latest(models_dir, "mnist", "v2")
             statuses = [f.result().status_code for f in futures]
         assert statuses == [200] * 64
-        wait_for(lambda: client.get("/model").json()["manifest"]["version"] == "v2")
+        poll(lambda: client.get("/model").json()["manifest"]["version"] == "v2", 20, "v2 to be served", 0.05)
         versions = {client.get("/sample?n=1").headers["x-model-version"] for _ in range(3)}
         assert versions == {"v2"}
 
@@ -164,7 +160,7 @@ def test_missing_model_then_published_is_picked_up(make_client, tmp_path: Path, 
     with make_client(empty, reload_interval_s=0.1) as client:
         assert "no LATEST" in client.get("/readyz").json()["detail"]
         export_mnist32(empty, "v9", seed=3)
-        wait_for(lambda: client.get("/readyz").status_code == 200)
+        poll(lambda: client.get("/readyz").status_code == 200, 20, "ready", 0.05)
 
 
 def test_pinned_version_setting(make_client) -> None:
