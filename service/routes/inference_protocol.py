@@ -20,25 +20,24 @@ from service.protocol import BINARY, HEADER_LENGTH, decode_inputs, encode_output
 from service.registry import ModelRegistry
 from service.runtime import ModelRuntime, Network
 from service.schemas import ServerMetadata
+from service.triton import PLATFORM, network_model_name
 from service.uploads import read_body
 
 router = APIRouter(tags=["open inference protocol"])
-PLATFORM = "onnxruntime_onnx"  # what Triton reports for the same ONNX files
 BASE = "/v2/models/{model_name}"
 VERSIONED = "/v2/models/{model_name}/versions/{model_version}"
 
 
 def _network(registry: ModelRegistry, model_name: str, model_version: str | None) -> tuple[ModelRuntime, Network]:
     """The runtime and network ``<bundle>_<network>`` names; 404 for an unknown model or version."""
-    for network in NETWORKS:
-        bundle = model_name.removesuffix(f"_{network}")
-        if bundle != model_name and bundle in registry.managers:
-            runtime = registry.runtime(bundle)  # 503 while the bundle has no runtime
-            if model_version not in (None, "", runtime.version):
-                raise NotFound(f"model {model_name!r} serves version {runtime.version!r}, not {model_version!r}")
-            return runtime, runtime.networks[network]
-    served = [f"{bundle}_{network}" for bundle in registry.managers for network in NETWORKS]
-    raise NotFound(f"no model {model_name!r} is served here; models: {', '.join(served) or 'none'}")
+    served = {network_model_name(b, n): (b, n) for b in registry.managers for n in NETWORKS}
+    if model_name not in served:
+        raise NotFound(f"no model {model_name!r} is served here; models: {', '.join(served) or 'none'}")
+    bundle, network = served[model_name]
+    runtime = registry.runtime(bundle)  # 503 while the bundle has no runtime
+    if model_version not in (None, "", runtime.version):
+        raise NotFound(f"model {model_name!r} serves version {runtime.version!r}, not {model_version!r}")
+    return runtime, runtime.networks[network]
 
 
 @router.get("/v2", response_model=ServerMetadata)

@@ -15,3 +15,8 @@ and onnxruntime, as in the service image.
     repository.py  reading a verified bundle and writing the repository atomically
     cli.py         the command line
 """
+
+from service.triton.config import PLATFORM
+from service.triton.repository import network_model_name
+
+__all__ = ["PLATFORM", "network_model_name"]

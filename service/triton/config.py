@@ -19,7 +19,7 @@ from typing import Literal
 from model_core.bundle import Manifest, OrtSessionOptions, TensorSpec
 from service.settings import Settings
 
-PLATFORM = "onnxruntime_onnx"
+PLATFORM = "onnxruntime_onnx"  # Triton's ONNX backend; the protocol routes report the same (docs/api.md)
 # onnxruntime's element types (NodeArg.type) -> Triton's data types.
 DATA_TYPES = {
     "tensor(float)": "TYPE_FP32",

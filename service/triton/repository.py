@@ -61,9 +61,10 @@ def element_types(file: Path) -> dict[str, str]:
     return {arg.name: arg.type for arg in (*session.get_inputs(), *session.get_outputs())}
 
 
-def model_name(prefix: str, fname: str) -> str:
-    """``mnist`` and ``decoder.onnx`` -> ``mnist_decoder``."""
-    return f"{prefix}_{network_of(fname)}"
+def network_model_name(bundle: str, network: str) -> str:
+    """``mnist`` and ``decoder`` -> ``mnist_decoder``: the model serving one network of a bundle, in Triton
+    and in the service's Open Inference Protocol routes alike (docs/api.md)."""
+    return f"{bundle}_{network}"
 
 
 def provenance(manifest: Manifest, fname: str, manifest_sha256: str) -> dict[str, str]:
@@ -122,7 +123,7 @@ def write_repository(bundle: Path, out: Path, options: TritonOptions, prefix: st
     prefix = prefix or manifest.name
     plans = []
     for fname in NETWORK_FILES:  # check everything before writing anything
-        name, types = model_name(prefix, fname), element_types(bundle / fname)
+        name, types = network_model_name(prefix, network_of(fname)), element_types(bundle / fname)
         config = model_config(name, manifest, fname, types, options, provenance(manifest, fname, manifest_sha256))
         _check_existing(out / name, options.version, interface(name, manifest, fname, types, options.max_batch))
         plans.append((name, fname, config))
