@@ -1,7 +1,8 @@
 # vaegan: the two set-up commands are `make demo` and `make test` (see README.md).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch that lies on this machine's disk; a bare `torch` pulls a multi-GB CUDA build.
+# The CPU build of torch that lies on this machine's disk (docker/constraints.txt's pin; tests/docker holds them
+# equal); a bare `torch` pulls a multi-GB CUDA build.
 TORCH_CPU ?= torch==2.13.0
 DEMO_RUN ?= runs/demo
 DEMO_EPOCHS ?= 4

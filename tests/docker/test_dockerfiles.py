@@ -63,6 +63,20 @@ def pins() -> dict[str, str]:
     return result
 
 
+def requirements(extra: str) -> list[Requirement]:
+    """An extra of pyproject.toml, its own ``vaegan[...]`` extras expanded (``serve`` is
+    ``vaegan[serve-base]`` plus onnxruntime)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    found = []
+    for text in project["optional-dependencies"][extra]:
+        requirement = Requirement(text)
+        if requirement.name == project["name"]:
+            found += [r for inner in sorted(requirement.extras) for r in requirements(inner)]
+        else:
+            found.append(requirement)
+    return found
+
+
 @pytest.mark.parametrize("dockerfile", [TRAINER, SERVICE], ids=lambda p: p.name)
 def test_hadolint_is_clean_at_warning_level(dockerfile: Path) -> None:
     result = subprocess.run(
@@ -102,6 +116,12 @@ def test_trainer_installs_the_pinned_torch_from_the_cuda_13_index() -> None:
     assert '--editable ".[train,tensorboard]"' in runs  # compose's tensorboard profile runs this image
 
 
+def test_make_installs_the_torch_the_images_pin() -> None:
+    """The Makefile's CPU torch (make demo, make test) is the version docker/constraints.txt pins."""
+    [line] = [x for x in (REPO / "Makefile").read_text().splitlines() if x.startswith("TORCH_CPU ?=")]
+    assert line.split("?=")[1].strip() == f"torch=={pins()['torch']}"
+
+
 def test_trainer_image_carries_the_embedded_digits() -> None:
     copies = [args for op, args in stages(TRAINER)[0] if op == "COPY"]
     assert "data/mnist/ data/mnist/" in copies
@@ -113,10 +133,10 @@ def test_service_installs_the_gpu_serving_extra_and_no_torch() -> None:
     text = " ".join(args for _, args in instructions(SERVICE))
     assert "torch" not in text
     assert "[train" not in text and "trainer" not in text
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for extra in ("serve", "serve-gpu"):
-        assert not [r for r in extras[extra] if Requirement(r).name == "torch"], extra
-    assert "onnxruntime-gpu" in {Requirement(r).name for r in extras["serve-gpu"]}
+        assert "torch" not in {r.name for r in requirements(extra)}, extra
+    assert "onnxruntime-gpu" in {r.name for r in requirements("serve-gpu")}
+    assert "onnxruntime" not in {r.name for r in requirements("serve-gpu")}
 
 
 def test_service_exposes_8000_checks_readyz_and_serves_on_all_interfaces() -> None:
@@ -130,11 +150,9 @@ def test_service_exposes_8000_checks_readyz_and_serves_on_all_interfaces() -> No
 
 
 def test_constraints_pin_every_image_dependency_within_pyproject() -> None:
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     pinned = pins()
     for extra in ("train", "tensorboard", "serve", "serve-gpu"):
-        for text in extras[extra]:
-            requirement = Requirement(text)
+        for requirement in requirements(extra):
             name = requirement.name.lower()
             assert name in pinned, f"{name} ([{extra}]) has no pin in {CONSTRAINTS.name}"
             assert requirement.specifier.contains(pinned[name], prereleases=True), (
