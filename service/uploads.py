@@ -108,10 +108,12 @@ async def image_rows(request: Request, spec: Preprocessing, settings: Settings, 
     return np.stack(rows)
 
 
-def json_body_limit(rows: int, latent_dim: int) -> int:
-    """The most bytes a JSON body of ``rows`` latents of ``latent_dim`` numbers (and labels) needs.
+def json_body_limit(rows: int, numbers: int, arrays: int = 1, rest: int = 1024) -> int:
+    """The most bytes a JSON body of ``rows`` rows of ``numbers`` numbers, in ``arrays`` arrays a row, needs.
 
-    32 characters a number (``-1.2345678901234567e-05, `` is 25), 96 a row for brackets and a
-    label, 1 KiB for the rest: generous for any valid body, tiny beside what parsing a larger one costs.
+    32 characters a number (``-1.2345678901234567e-05, `` is 25), 96 a row of each array (brackets, a
+    label), ``rest`` for the rest: generous for any valid body, tiny beside what parsing a larger one
+    costs. The latent routes: one array (a latent and its label) a row, 1 KiB; the Open Inference
+    Protocol: one a tensor, 4 KiB for the tensors' names, shapes and datatypes.
     """
-    return 1024 + rows * (latent_dim * 32 + 96)
+    return rest + rows * (numbers * 32 + 96 * arrays)

@@ -21,7 +21,7 @@ from service.registry import ModelRegistry
 from service.runtime import ModelRuntime, Network
 from service.schemas import ServerMetadata
 from service.triton import PLATFORM, network_model_name
-from service.uploads import read_body
+from service.uploads import json_body_limit, read_body
 
 router = APIRouter(tags=["open inference protocol"])
 BASE = "/v2/models/{model_name}"
@@ -78,8 +78,7 @@ async def infer(
     """Run one network on the request's tensors (JSON data or binary), through its micro-batcher."""
     runtime, network = _network(registry, model_name, model_version)
     numbers = sum(int(np.prod(row)) for row in network.inputs.values())
-    limit = 4096 + settings.max_samples * (numbers * 32 + 96 * len(network.inputs))  # the largest valid JSON body
-    body = await read_body(request, limit)
+    body = await read_body(request, json_body_limit(settings.max_samples, numbers, len(network.inputs), rest=4096))
     parsed, binary = split_body(body, header_length)
     runtime.acquire()
     try:
