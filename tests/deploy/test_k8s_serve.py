@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_manifests import REPO, container_env, mounts, one, render
+from k8s_manifests import container_env, mounts, one, render
 
+from tests.checkout import checkout_env
 from tests.service.helpers import export_mnist32
 from tests.service.live_server import free_port
 
@@ -92,9 +93,8 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
     command[0] = str(Path(sys.executable).with_name(command[0]))  # this environment's console script
     command[command.index("--host") + 1] = LOOPBACK  # the pod listens on 0.0.0.0; here the loopback only
     command[command.index("--port") + 1] = str(port)  # a free port stands for the container's
-    process_env = {k: v for k, v in os.environ.items() if not k.startswith("VAEGAN_")}
-    process_env.update({**env, "VAEGAN_MODELS_DIR": str(models)})
-    process_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("VAEGAN_")}
+    process_env = checkout_env({**kept, **env, "VAEGAN_MODELS_DIR": str(models)})
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=process_env, stdout=out, stderr=subprocess.STDOUT)

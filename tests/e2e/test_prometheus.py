@@ -8,7 +8,6 @@ must exit 0 (graceful shutdown).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -23,12 +22,12 @@ from typing import Any
 import pytest
 
 from tests import polling
+from tests.checkout import checkout_env
 from tests.service.conftest import export_mnist32
 from tests.service.live_server import free_port
 
 pytestmark = pytest.mark.slow
 PROMETHEUS = shutil.which("prometheus")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def get_json(url: str) -> Any:
@@ -46,8 +45,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     models = tmp_path / "models"
     export_mnist32(models, "e2e", seed=0)
     port = free_port()
-    env = {**os.environ, "VAEGAN_MODELS_DIR": str(models), "VAEGAN_MODEL_NAME": "mnist", "VAEGAN_LOG_LEVEL": "warning"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # this checkout's code
+    env = checkout_env(VAEGAN_MODELS_DIR=str(models), VAEGAN_MODEL_NAME="mnist", VAEGAN_LOG_LEVEL="warning")
     command = [str(Path(sys.executable).with_name("vaegan-serve")), "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.checkout import checkout_env
 
 
 def free_port() -> int:
@@ -37,12 +36,11 @@ class LiveServer:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, **(env or {}), "VAEGAN_MODELS_DIR": str(models_dir), "VAEGAN_MODEL_NAME": "mnist"}
+        env = {**(env or {}), "VAEGAN_MODELS_DIR": str(models_dir), "VAEGAN_MODEL_NAME": "mnist"}
         env.update({f"VAEGAN_{key.upper()}": str(value) for key, value in settings.items()})
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))  # this checkout
         command = [str(Path(sys.executable).with_name("vaegan-serve")), "--host", "127.0.0.1", "--port", str(self.port)]
         with log.open("wb") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, env=checkout_env(**env), stdout=out, stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int:

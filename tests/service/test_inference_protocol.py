@@ -18,8 +18,9 @@ from tritonclient.utils import InferenceServerException
 
 from model_core.bundle import NETWORKS, load_bundle, network_file, resolve
 from service.app import create_app
+from tests.checkout import REPO
 from tests.service.helpers import settings_for
-from tests.service.live_server import REPO, LiveServer
+from tests.service.live_server import LiveServer
 
 PUBLISHED = REPO / "pretrained"
 BUNDLES = ("mnist32-vaegan", "mnist32-cvaegan")

@@ -9,7 +9,6 @@ whose checksums fail is never served
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from fastapi.testclient import TestClient
 from service import __main__ as serve
 from service.app import create_app
 from service.settings import Settings
-from tests.service.live_server import REPO
+from tests.checkout import REPO, checkout_env
 
 # The limits an operator tightens; docs/security.md lists each with its default.
 LIMITS = (
@@ -61,8 +60,7 @@ def test_model_name_and_version_cannot_leave_the_models_folder(
 
 
 def test_vaegan_serve_refuses_an_escaping_name_at_start(tmp_path: Path) -> None:
-    env = {**os.environ, "VAEGAN_MODELS_DIR": str(tmp_path), "VAEGAN_MODEL_NAME": "../outside"}
-    env["PYTHONPATH"] = str(REPO)
+    env = checkout_env(VAEGAN_MODELS_DIR=str(tmp_path), VAEGAN_MODEL_NAME="../outside")
     command = [str(Path(sys.executable).with_name("vaegan-serve")), "--port", "0"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.checkout import REPO, checkout_env
+
 # The smallest run that exercises everything: the tiny preset (mnist32's architecture at test widths),
 # batch 4, a few steps, 8 held-out images, a prior of 2.
 TINY = [
@@ -35,7 +35,7 @@ def tiny_args(out: Path, *extra: str, dataset: str = "embedded-mnist") -> list[s
 
 def module_env() -> dict[str, str]:
     """A ``python -m`` subprocess's environment: this one (one thread, tests/conftest.py), the repository importable."""
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+    return checkout_env()
 
 
 def run_modules(*runs: tuple[str, list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
