@@ -46,9 +46,7 @@ def encode_onnx(loaded: bundle.Bundle, images: np.ndarray, labels: np.ndarray | 
     return np.concatenate(mus), np.concatenate(logvars)
 
 
-def add_prior(
-    source: Path, models_dir: Path, name: str, version: str | None = None, data_dir: Path = Path("data")
-) -> Path:
+def add_prior(source: Path, models_dir: Path, name: str, version: str | None, data_dir: Path) -> Path:
     """Publish ``source`` again as models_dir/name/version with a fitted prior; return the new bundle folder."""
     bundle.validate_name(name)  # before the work: a bad name or version is refused at once
     if version is not None:

@@ -22,7 +22,7 @@ from model_core.config import ModelConfig, ObjectiveConfig
 from model_core.export import PARITY_BATCHES, ExportError, export_bundle
 from model_core.vaegan import VAEGAN
 from trainer.checkpoint import CheckpointReadError, load_model
-from trainer.config import UsageError
+from trainer.config import TrainConfig, UsageError
 from trainer.datasets import digits_in_model_range, load_dataset
 from trainer.mnist import HELDOUT_SLICE, DataError, load_embedded_mnist
 from trainer.prior import prior_of, run_latents
@@ -107,7 +107,8 @@ def latents_of(
     train = ckpt.get("train_config") or {}
     cfg = model.config
     try:
-        data = load_dataset(str(ckpt["dataset"]), cfg.channels, cfg.image_size, Path(train.get("data_dir", "data")))
+        data_dir = Path(train.get("data_dir", TrainConfig.data_dir))
+        data = load_dataset(str(ckpt["dataset"]), cfg.channels, cfg.image_size, data_dir)
     except (KeyError, UsageError, DataError, OSError) as exc:
         raise ExportError(f"the checkpoint has no fitted prior and its training data cannot be read ({exc})") from None
     log.info("fitting the latent prior to %d training images of %s", len(data.train), ckpt["dataset"])
@@ -129,7 +130,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models-dir", type=Path, required=True, help="bundles go to DIR/NAME/VERSION")
     p.add_argument("--name", required=True, help="model name (letters, digits, '.', '_', '-')")
     p.add_argument("--version", default=None, help="default: UTC time + short content hash (sortable)")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="a bundle's mnist / fashion-mnist files")
+    p.add_argument("--data-dir", type=Path, default=TrainConfig.data_dir, help="a bundle's mnist / fashion-mnist files")
     return p.parse_args(argv)
 
 
