@@ -15,6 +15,11 @@ def new_seed() -> int:
     return secrets.randbelow(2**32)
 
 
+def seed_or_new(seed: int | None) -> int:
+    """The request's seed, or a fresh one (``new_seed``) when it sent none."""
+    return new_seed() if seed is None else seed
+
+
 def noise(seed: int, n: int, dim: int, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(eps (n, dim) float32 ~ N(0, temperature^2 I), u (n,) ~ U(0, 1)), the same for the same seed.
 

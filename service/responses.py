@@ -1,4 +1,4 @@
-"""Shared pieces of the image routes: output parameters, PNG-or-JSON responses, OpenAPI bodies."""
+"""Shared pieces of the image routes: query parameters, output options, PNG-or-JSON responses, OpenAPI bodies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service import rendering
+from service import latents, rendering
 from service.errors import error_responses
 from service.labels import LABEL_HEADER, Method
 from service.metrics import Metrics, route_label
@@ -23,6 +23,16 @@ MAX_NROW = 64
 MAX_SCALE = 8
 
 
+def _seed(description: str | None = None) -> Any:
+    """A seed query parameter, below SEED_LIMIT so that it stays exact as a JSON number."""
+    return Query(ge=0, lt=latents.SEED_LIMIT, description=description)
+
+
+Seed = Annotated[int | None, _seed()]  # a posterior sample's seed (/encode, /reconstruct)
+DrawnSeed = Annotated[int | None, _seed("drawn when absent")]  # a prior sample's seed (/sample, /sample/grid)
+Scale = Annotated[int, Query(ge=1, le=MAX_SCALE, description="integer enlargement, nearest neighbour")]
+
+
 @dataclass(frozen=True)
 class OutputOptions:
     nrow: int
@@ -31,7 +41,7 @@ class OutputOptions:
 
 async def output_options(
     nrow: Annotated[int, Query(ge=1, le=MAX_NROW, description="images per grid row (PNG output)")] = 8,
-    scale: Annotated[int, Query(ge=1, le=MAX_SCALE, description="integer enlargement, nearest neighbour")] = 1,
+    scale: Scale = 1,
 ) -> OutputOptions:
     return OutputOptions(nrow, scale)
 

@@ -10,7 +10,7 @@ from service import latents
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.errors import error_responses
 from service.labels import Label
-from service.responses import image_input, observe_density
+from service.responses import Seed, image_input, observe_density
 from service.schemas import EncodeOut
 from service.uploads import image_rows
 
@@ -30,7 +30,7 @@ async def encode(
     settings: SettingsDep,
     metrics: MetricsDep,
     sample: Annotated[bool, Query(description="also draw z ~ q(z|x)")] = False,
-    seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+    seed: Seed = None,
     label: Label = None,
 ) -> EncodeOut:
     """mu and logvar of the image (and z with its seed when sample=true), with mu's log density and typicality
@@ -43,6 +43,6 @@ async def encode(
     if density is not None:
         out.log_density, out.typicality = float(density[0][0]), float(density[1][0])
     if sample:
-        out.seed = latents.new_seed() if seed is None else seed
+        out.seed = latents.seed_or_new(seed)
         out.z = latents.posterior(mu, logvar, out.seed)[0].tolist()
     return out

@@ -9,7 +9,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from service import latents
 from service.dependencies import MetricsDep, RuntimeDep, SettingsDep
 from service.labels import Label
-from service.responses import OutputOptions, image_input, image_response, observe_density, output_options, responses
+from service.responses import (
+    OutputOptions,
+    Seed,
+    image_input,
+    image_response,
+    observe_density,
+    output_options,
+    responses,
+)
 from service.uploads import image_rows
 
 router = APIRouter(tags=["autoencode"])
@@ -28,7 +36,7 @@ async def reconstruct(
     metrics: MetricsDep,
     options: Annotated[OutputOptions, Depends(output_options)],
     sample: Annotated[bool, Query(description="decode a posterior sample instead of its mean")] = False,
-    seed: Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT)] = None,
+    seed: Seed = None,
     label: Label = None,
 ) -> Response:
     """The image through the encoder and decoder, as PNG (or JSON with the latent, and mu's log density
@@ -41,7 +49,7 @@ async def reconstruct(
         return await image_response(request, runtime, metrics, images, options, latents=z, density=density)
     mu, logvar = await runtime.encode(x, y)
     density = observe_density(runtime, metrics, mu, logvar)
-    seed = latents.new_seed() if seed is None else seed
+    seed = latents.seed_or_new(seed)
     z = latents.posterior(mu, logvar, seed)
     images = await runtime.decode(z, y)
     return await image_response(request, runtime, metrics, images, options, latents=z, seed=seed, density=density)

@@ -18,14 +18,21 @@ from service.dependencies import MetricsDep, RuntimeDep
 from service.errors import InvalidParameter
 from service.labels import Label
 from service.priors import Draw, PriorQuery
-from service.responses import OutputOptions, check_output, image_response, output_options, responses
+from service.responses import (
+    DrawnSeed,
+    OutputOptions,
+    Scale,
+    check_output,
+    image_response,
+    output_options,
+    responses,
+)
 from service.runtime import ModelRuntime
 from service.settings import Settings
 
 DEFAULT_N = 16
 DEFAULT_PER_CLASS = 8
 MAX_PER_CLASS = 64
-Seed = Annotated[int | None, Query(ge=0, lt=latents.SEED_LIMIT, description="drawn when absent")]
 Temperature = Annotated[float, Query(gt=0, le=10, allow_inf_nan=False, description="prior std")]
 
 
@@ -48,7 +55,7 @@ def build_router(settings: Settings) -> APIRouter:
         n: Annotated[
             int, Query(ge=1, le=settings.max_samples, description="number of images, 1..VAEGAN_MAX_SAMPLES")
         ] = DEFAULT_N,
-        seed: Seed = None,
+        seed: DrawnSeed = None,
         temperature: Temperature = 1.0,
         label: Label = None,
         prior: PriorQuery = None,
@@ -63,7 +70,7 @@ def build_router(settings: Settings) -> APIRouter:
         if label is not None:
             classes.require_method()
         check_output(runtime, settings, n, options)
-        seed = latents.new_seed() if seed is None else seed
+        seed = latents.seed_or_new(seed)
         eps, u = latents.noise(seed, n, runtime.manifest.latent_dim, temperature)  # (n, Z), (n,)
         if label is not None:
             indices: np.ndarray | None = np.full(n, classes.index(label))
@@ -94,9 +101,9 @@ def build_grid_router(settings: Settings) -> APIRouter:
         per_class: Annotated[
             int, Query(ge=1, le=MAX_PER_CLASS, description="samples in each class's row")
         ] = DEFAULT_PER_CLASS,
-        seed: Seed = None,
+        seed: DrawnSeed = None,
         temperature: Temperature = 1.0,
-        scale: Annotated[int, Query(ge=1, le=8, description="integer enlargement, nearest neighbour")] = 1,
+        scale: Scale = 1,
         prior: PriorQuery = None,
     ) -> Response:
         """One row per class, the same noise down each column (vae-gan-tf's result picture); JSON names each row."""
@@ -111,7 +118,7 @@ def build_grid_router(settings: Settings) -> APIRouter:
             )
         options = OutputOptions(per_class, scale)
         check_output(runtime, settings, n, options)
-        seed = latents.new_seed() if seed is None else seed
+        seed = latents.seed_or_new(seed)
         eps, u = latents.noise(seed, per_class, runtime.manifest.latent_dim, temperature)  # one column each
         rows = len(classes.names)
         indices = np.repeat(np.arange(rows), per_class)  # row k: class k
