@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +20,8 @@ from typing import Any
 import pytest
 
 from tests import polling
-from tests.checkout import checkout_env
 from tests.service.conftest import export_mnist32
-from tests.service.live_server import free_port
+from tests.service.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.slow
 PROMETHEUS = shutil.which("prometheus")
@@ -41,26 +38,14 @@ poll = partial(polling.poll, interval_s=0.25, ignore=(OSError, ValueError))
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    """``vaegan-serve`` on a free port, serving a freshly exported bundle; stopped with SIGTERM."""
+    """``vaegan-serve`` on a free port, serving a freshly exported bundle; stopped with SIGTERM, which it must
+    answer by exiting 0."""
     models = tmp_path / "models"
     export_mnist32(models, "e2e", seed=0)
-    port = free_port()
-    env = checkout_env(VAEGAN_MODELS_DIR=str(models), VAEGAN_MODEL_NAME="mnist", VAEGAN_LOG_LEVEL="warning")
-    command = [str(Path(sys.executable).with_name("vaegan-serve")), "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        poll(lambda: get_json(f"{base}/readyz")["status"] == "ready", 60, "vaegan-serve to be ready")
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        output = process.stdout.read() if process.stdout else ""
-        assert code == 0, f"vaegan-serve exited {code} after SIGTERM:\n{output[-3000:]}"
+    with LiveServer(models, tmp_path / "serve.log", log_level="warning") as live:
+        yield live.base
+        code = live.stop(timeout_s=30)
+        assert code == 0, f"vaegan-serve exited {code} after SIGTERM:\n{live.log_text()[-3000:]}"
 
 
 @pytest.fixture
