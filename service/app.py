@@ -11,13 +11,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.auth import ApiKeyMiddleware
+from service.auth import KEY_HEADER, ApiKeyMiddleware
 from service.errors import install_error_handlers
+from service.labels import LABEL_HEADER
 from service.metrics import Metrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.playground import mount_playground
+from service.priors import PRIOR_HEADER
 from service.registry import ModelRegistry
-from service.requestlog import RequestIdMiddleware
+from service.requestlog import REQUEST_ID_HEADER, RequestIdMiddleware
+from service.responses import SEED_HEADER, VERSION_HEADER
 from service.routes import routers
 from service.settings import Settings, get_settings
 from service.uploads import JSON
@@ -112,8 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "X-API-Key"],
-            expose_headers=["X-Seed", "X-Model-Version", "X-Prior", "X-Label-Method", "X-Request-ID", "Retry-After"],
+            allow_headers=["Content-Type", "Accept", REQUEST_ID_HEADER, "Authorization", KEY_HEADER],
+            expose_headers=[SEED_HEADER, VERSION_HEADER, PRIOR_HEADER, LABEL_HEADER, REQUEST_ID_HEADER, "Retry-After"],
         )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer, even a refused body, carries the id

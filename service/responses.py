@@ -21,6 +21,8 @@ from service.uploads import JSON, MULTIPART
 
 MAX_NROW = 64
 MAX_SCALE = 8
+SEED_HEADER = "X-Seed"  # the seed a route drew from (docs/api.md)
+VERSION_HEADER = "X-Model-Version"
 
 
 def _seed(description: str | None = None) -> Any:
@@ -76,9 +78,9 @@ def _headers(
     runtime: ModelRuntime, seed: int | None, label_method: Method | None, prior: PriorName | None
 ) -> dict[str, str]:
     """The model version, and the seed, label method and prior where the route has them."""
-    headers = {"X-Model-Version": runtime.version}
+    headers = {VERSION_HEADER: runtime.version}
     if seed is not None:
-        headers["X-Seed"] = str(seed)
+        headers[SEED_HEADER] = str(seed)
     if label_method is not None:
         headers[LABEL_HEADER] = label_method
     if prior is not None:
