@@ -18,19 +18,15 @@ It needs numpy and Pillow only: the service image has no torch. The steps, in or
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import numpy as np
 from PIL import Image
 
-from model_core.bundle import Preprocessing
+from model_core.bundle import Preprocessing, ResizeFilter
 from model_core.images import to_value_range
 
-RESIZE_FILTERS = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "lanczos": Image.Resampling.LANCZOS,
-    "nearest": Image.Resampling.NEAREST,
-}
+RESIZE_FILTERS = {name: Image.Resampling[name.upper()] for name in get_args(ResizeFilter)}
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 BAND = 256  # rows converted at a time from 16-bit and float modes
 # Before the blur (float64, full size) an image is box-reduced to at most this many times the size
@@ -113,7 +109,7 @@ def blur(img: Image.Image, sigma: float) -> Image.Image:
     return Image.fromarray(blurred[:, :, 0] if img.mode == "L" else blurred)  # (H, W[, C])
 
 
-def fit(img: Image.Image, size: tuple[int, int], resize_filter: str) -> np.ndarray:
+def fit(img: Image.Image, size: tuple[int, int], resize_filter: ResizeFilter) -> np.ndarray:
     """``img`` resized to ``size`` (h, w) unless it already is: (C, h, w) uint8."""
     fit_h, fit_w = size
     if (img.height, img.width) != (fit_h, fit_w):

@@ -31,6 +31,7 @@ NETWORK_FILES = tuple(network_file(network) for network in NETWORKS)
 CLASS_MEANS = "class_means.npy"  # per-class mean posterior latents (K, Z) float32: Sec. 5's attribute vectors
 PRIOR = "prior.npz"  # the fitted latent prior: a Gaussian mixture over mu(x) (model_core/bundle/prior.py)
 MAX_CLASSES = 1000
+ResizeFilter = Literal["bicubic", "bilinear", "lanczos", "nearest"]  # Pillow's filters of the same names
 ClassName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -57,7 +58,7 @@ class Preprocessing(_Frozen):
     value_range: tuple[float, float] = VALUE_RANGE
     fit: tuple[int, int]  # (h, w) the content is resized to before padding
     pad: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right, filled with the background
-    resize_filter: Literal["bicubic", "bilinear", "lanczos", "nearest"] = "bicubic"
+    resize_filter: ResizeFilter = "bicubic"
     crop: tuple[int, int, int, int] | None = None  # top, left, height, width
     crop_source: tuple[int, int] | None = None  # (H, W) of the images the crop applies to
     blur_sigma: float | None = None
