@@ -21,12 +21,10 @@ from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright
 
+from tests.checkout import REPO
+from tests.service.helpers import PRETRAINED, PRETRAINED_NAME
 from tests.service.live_server import LiveServer
 
-REPO = Path(__file__).resolve().parents[2]
-PRETRAINED = REPO / "pretrained"  # the published mnist32 VAE-GAN: small, trained, in the repository
-PRETRAINED_NAME = "mnist32-vaegan"  # unconditional, with class means and a fitted prior
-CONDITIONAL_NAME = "mnist32-cvaegan"  # conditional, no fitted prior
 NO_CHROMIUM = "no Chromium binary (apt-get install chromium, or set VAEGAN_CHROMIUM): browser tests skipped"
 VIEWPORT = {"width": 1280, "height": 1000}
 

@@ -24,9 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from service.playground import STATIC_DIR
 from tests.browser.harness import (
-    CONDITIONAL_NAME,
     NO_CHROMIUM,
-    PRETRAINED_NAME,
     REPO,
     VIEWPORT,
     chromium_path,
@@ -38,6 +36,7 @@ from tests.browser.harness import (
     pretrained_server,
     settled,
 )
+from tests.service.helpers import CONDITIONAL_NAME, PRETRAINED_NAME
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -17,8 +17,6 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.harness import (
-    CONDITIONAL_NAME,
-    PRETRAINED_NAME,
     VIEWPORT,
     Watch,
     assert_accessible,
@@ -30,6 +28,7 @@ from tests.browser.harness import (
     pretrained_server,
     settled,
 )
+from tests.service.helpers import CONDITIONAL_NAME, PRETRAINED_NAME
 
 CLASSES = [str(k) for k in range(10)]
 API = (

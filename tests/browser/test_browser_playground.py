@@ -18,7 +18,6 @@ import pytest
 from playwright.sync_api import FilePayload, Page, Route, expect
 
 from tests.browser.harness import (
-    PRETRAINED_NAME,
     Watch,
     assert_accessible,
     broken_images,
@@ -34,6 +33,7 @@ from tests.browser.harness import (
     wait_new_image,
 )
 from tests.polling import poll
+from tests.service.helpers import PRETRAINED_NAME
 
 NOT_AN_IMAGE = b"plain text, not a picture\n"
 

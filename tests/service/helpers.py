@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from service.settings import Settings
+from tests.checkout import REPO
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -30,6 +31,9 @@ MNIST32_PREPROCESSING = {
     "invert": False,
 }
 NAME = "mnist"
+PRETRAINED = REPO / "pretrained"  # the published mnist32 VAE-GANs: small, trained, in the repository
+PRETRAINED_NAME = "mnist32-vaegan"  # unconditional, with class means and a fitted prior
+CONDITIONAL_NAME = "mnist32-cvaegan"  # conditional, no fitted prior
 
 
 def export_mnist32(models_dir: Path, version: str, seed: int, update_latest: bool = True) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,9 @@ from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
+from tests.service.helpers import PRETRAINED, PRETRAINED_NAME
 from trainer.mnist import HELDOUT_SLICE, load_embedded_mnist
 
-PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 PER_KIND = 60
 
 
@@ -34,7 +33,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    settings = Settings(models_dir=PRETRAINED, model_name="mnist32-vaegan", batching_enabled=False)
+    settings = Settings(models_dir=PRETRAINED, model_name=PRETRAINED_NAME, batching_enabled=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

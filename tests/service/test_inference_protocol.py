@@ -19,16 +19,15 @@ from tritonclient.utils import InferenceServerException
 from model_core.bundle import NETWORKS, load_bundle, network_file, resolve
 from service.app import create_app
 from tests.checkout import REPO
-from tests.service.helpers import settings_for
+from tests.service.helpers import CONDITIONAL_NAME, PRETRAINED, PRETRAINED_NAME, settings_for
 from tests.service.live_server import LiveServer
 
-PUBLISHED = REPO / "pretrained"
-BUNDLES = ("mnist32-vaegan", "mnist32-cvaegan")
+BUNDLES = (PRETRAINED_NAME, CONDITIONAL_NAME)
 
 
 def example_inputs(bundle: str, network: str, rows: int = 3) -> dict[str, np.ndarray]:
     """Seeded inputs for every input the manifest's signature names, labels one-hot."""
-    manifest = load_bundle(resolve(PUBLISHED, bundle)).manifest
+    manifest = load_bundle(resolve(PRETRAINED, bundle)).manifest
     rng = np.random.default_rng(7)
     inputs = {}
     for spec in manifest.signatures[network_file(network)].inputs:
@@ -43,7 +42,7 @@ def example_inputs(bundle: str, network: str, rows: int = 3) -> dict[str, np.nda
 def onnxruntime_outputs(bundle: str, network: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What onnxruntime gives on the bundle's own file: the reference."""
     session = ort.InferenceSession(
-        str(resolve(PUBLISHED, bundle) / f"{network}.onnx"), providers=["CPUExecutionProvider"]
+        str(resolve(PRETRAINED, bundle) / f"{network}.onnx"), providers=["CPUExecutionProvider"]
     )
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, inputs), strict=True))
@@ -52,7 +51,7 @@ def onnxruntime_outputs(bundle: str, network: str, inputs: dict[str, np.ndarray]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     log = tmp_path_factory.mktemp("oip") / "serve.log"
-    live_server = LiveServer(PUBLISHED, log, model_name=",".join(BUNDLES), inference_threads=2)
+    live_server = LiveServer(PRETRAINED, log, model_name=",".join(BUNDLES), inference_threads=2)
     try:
         live_server.wait_ready()
         yield live_server
@@ -93,7 +92,7 @@ def test_server_and_every_model_are_ready_with_their_metadata(live: httpclient.I
     assert live.is_server_live() and live.is_server_ready()
     assert "binary_tensor_data" in live.get_server_metadata()["extensions"]
     for bundle in BUNDLES:
-        manifest = load_bundle(resolve(PUBLISHED, bundle)).manifest
+        manifest = load_bundle(resolve(PRETRAINED, bundle)).manifest
         for network in NETWORKS:
             model = f"{bundle}_{network}"
             assert live.is_model_ready(model)
@@ -138,7 +137,7 @@ def test_the_client_gets_each_error_as_its_message(live: httpclient.InferenceSer
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    app = create_app(settings_for(PUBLISHED, model_name="mnist32-vaegan", max_samples=4))
+    app = create_app(settings_for(PRETRAINED, model_name=PRETRAINED_NAME, max_samples=4))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -225,7 +224,7 @@ def test_the_triton_repository_offers_the_same_models_names_and_shapes(client: T
     from service.triton.config import TritonOptions
     from service.triton.repository import write_repository
 
-    written = write_repository(resolve(PUBLISHED, "mnist32-vaegan"), tmp_path, TritonOptions(kind="cpu"))
+    written = write_repository(resolve(PRETRAINED, PRETRAINED_NAME), tmp_path, TritonOptions(kind="cpu"))
     assert sorted(m.name for m in written) == sorted(f"mnist32-vaegan_{network}" for network in NETWORKS)
     for model in written:
         config = text_format.Parse((model.path / "config.pbtxt").read_text(), mc.ModelConfig())
