@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import polling
-from tests.service.conftest import export_mnist32
+from tests.service.helpers import export_mnist32
 from tests.service.live_server import LiveServer, free_port
 
 pytestmark = pytest.mark.slow

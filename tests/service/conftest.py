@@ -15,11 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.helpers import MNIST32_PREPROCESSING, export_mnist32, image_bytes, settings_for  # noqa: F401
-
-# MNIST32_PREPROCESSING and image_bytes are imported only for tests/service/test_imaging.py, and
-# export_mnist32 is also used by tests/e2e/test_prometheus.py, which still import them from here;
-# new tests import tests.service.helpers.
+from tests.service.helpers import export_mnist32, settings_for
 
 
 @pytest.fixture(scope="session")
