@@ -13,23 +13,12 @@ from PIL import Image
 
 from service.settings import Settings
 from tests.checkout import REPO
+from trainer.preprocessing_specs import mnist_spec
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-MNIST32_PREPROCESSING = {
-    "channels": 1,
-    "height": 32,
-    "width": 32,
-    "value_range": [-1.0, 1.0],
-    "fit": [28, 28],
-    "pad": [2, 2, 2, 2],
-    "resize_filter": "bilinear",
-    "crop": None,
-    "crop_source": None,
-    "blur_sigma": None,
-    "invert": False,
-}
+MNIST32_PREPROCESSING = mnist_spec(1, 32)  # the record the trainer writes for mnist32, as a checkpoint's dict
 NAME = "mnist"
 PRETRAINED = REPO / "pretrained"  # the published mnist32 VAE-GANs: small, trained, in the repository
 PRETRAINED_NAME = "mnist32-vaegan"  # unconditional, with class means and a fitted prior
