@@ -31,7 +31,7 @@ def check_key_lengths(keys: list[str], what: str) -> list[str]:
 class Settings(BaseSettings):
     """Everything ``vaegan-serve`` can be told; ``VAEGAN_<FIELD>`` sets each field."""
 
-    model_config = SettingsConfigDict(env_prefix="VAEGAN_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="VAEGAN_", frozen=True, extra="forbid")  # a misspelt argument fails
 
     # The bundles: models/<name>/<model_version>; LATEST follows models/<name>/LATEST. model_name is
     # one name, a comma list (served side by side, the first the default of every route), or "*":

@@ -49,7 +49,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def client_for(bundle: Path) -> TestClient:
     """The service on ``bundle`` (models/NAME/VERSION), batching off: one request at a time here."""
-    settings = Settings(models_dir=bundle.parent.parent, model_name=bundle.parent.name, batching_enabled=False)
+    settings = Settings(models_dir=bundle.parent.parent, model_name=bundle.parent.name, batching=False)
     return TestClient(create_app(settings), raise_server_exceptions=True)
 
 

@@ -33,7 +33,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    settings = Settings(models_dir=PRETRAINED, model_name=PRETRAINED_NAME, batching_enabled=False)
+    settings = Settings(models_dir=PRETRAINED, model_name=PRETRAINED_NAME, batching=False)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
