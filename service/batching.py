@@ -2,7 +2,7 @@
 
 A request hands its inputs to the network's ``MicroBatcher`` — named arrays with the same number
 of rows, as the ONNX session takes them (``{"z": (n, Z), "label": (n, K)}``) — and awaits a
-future. One worker task per network takes the oldest rows, waits up to ``max_wait`` for more to
+future. One worker task per network takes the oldest rows, waits up to ``max_wait_s`` for more to
 arrive (never past ``max_batch`` rows), runs the concatenation in a thread, and hands each request
 its slice of the outputs; while ``workers`` batches run, the next one is already being gathered.
 The queue is bounded in rows: when full, ``Overloaded`` (503) is raised at once instead of letting

@@ -41,7 +41,7 @@ def check_signature(
 
 
 def _onnx_io(label: str, data: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Inputs and outputs of an ONNX model's bytes, read with onnxruntime (present in every install)."""
+    """Inputs and outputs of an ONNX model's bytes, read with onnxruntime (in both the train and the serve extras)."""
     import onnxruntime as ort
 
     try:
