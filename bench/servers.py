@@ -27,23 +27,13 @@ HOST = "127.0.0.1"
 
 def export_seeded_bundle(models_dir: Path) -> Path:
     """A seeded random-weight mnist32 VAEGAN with non-trivial batch-norm statistics, exported."""
-    import torch
-    from torch import nn
-
-    from model_core.config import PRESETS
+    from bench.runtime import seeded_model
     from model_core.export import export_bundle
-    from model_core.vaegan import VAEGAN
     from trainer.preprocessing_specs import mnist_spec
 
-    torch.manual_seed(0)
-    model = VAEGAN(PRESETS["mnist32"])
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            assert m.running_mean is not None and m.running_var is not None
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    model = seeded_model("mnist32")
     return export_bundle(
-        model.eval(),
+        model,
         models_dir,
         NAME,
         preset="mnist32",
