@@ -228,29 +228,37 @@ def network_specs(model: VAEGAN, decoder_variant: DecoderVariant | None = None) 
     image = bundle.ImageSpec(height=cfg.image_size, width=cfg.image_size, channels=cfg.channels)  # type: ignore[arg-type]
     sigs = bundle.network_signatures(image, cfg.latent_dim, cfg.similarity_features, cfg.num_classes)
     label = ("label",) if cfg.conditional else ()
+
+    def spec(
+        network: str,
+        module: nn.Module,
+        reference: Callable[..., tuple[torch.Tensor, ...]],
+        inputs: tuple[str, ...],
+        outputs: tuple[str, ...],
+    ) -> NetworkSpec:
+        file = bundle.network_file(network)
+        return NetworkSpec(file, module, reference, inputs, outputs, sigs[file])
+
     return [
-        NetworkSpec(
-            "encoder.onnx",
+        spec(
+            "encoder",
             InferenceEncoder(model.encoder),
             lambda *xs: tuple(model.encoder(*xs)),
             ("image", *label),
             ("mu", "logvar"),
-            sigs["encoder.onnx"],
         ),
-        NetworkSpec(
-            "decoder.onnx",
+        spec(
+            "decoder",
             InferenceDecoder(model.decoder, decoder_variant),
             lambda *xs: (model.decoder(*xs),),
             ("z", *label),
             ("image",),
-            sigs["decoder.onnx"],
         ),
-        NetworkSpec(
-            "discriminator_features.onnx",
+        spec(
+            "discriminator_features",
             InferenceFeatures(model.discriminator),
             lambda x: (model.discriminator.features(x),),
             ("image",),
             ("features",),
-            sigs["discriminator_features.onnx"],
         ),
     ]

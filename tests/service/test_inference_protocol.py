@@ -42,7 +42,7 @@ def example_inputs(bundle: str, network: str, rows: int = 3) -> dict[str, np.nda
 def onnxruntime_outputs(bundle: str, network: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What onnxruntime gives on the bundle's own file: the reference."""
     session = ort.InferenceSession(
-        str(resolve(PRETRAINED, bundle) / f"{network}.onnx"), providers=["CPUExecutionProvider"]
+        str(resolve(PRETRAINED, bundle) / network_file(network)), providers=["CPUExecutionProvider"]
     )
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, inputs), strict=True))
